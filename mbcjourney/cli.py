@@ -1,0 +1,385 @@
+"""The ``journey`` command: a thin shell over the engine; every command has --help.
+
+Each command that reads or writes the embedded engine takes ``--db URL`` (or the
+``JOURNEY_DB`` environment variable; default ``sqlite:///journey.db``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import click
+import structlog
+from tqdm import tqdm
+
+from mbcjourney import logs
+from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.errors import JourneyError
+from mbcjourney.exports import FORMATS, write_table
+from mbcjourney.processors.ingest import IngestSummary, numbered_lines
+from mbcjourney.projections import LineRow, PatientRow, View
+from mbcjourney.projections.findings import Finding
+from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings, database_url
+
+log = structlog.get_logger(__name__)
+
+OVERDUE_COLUMNS = ("patient_id", "assessment", "last_done", "due_date", "window_end",
+                   "days_overdue")
+
+
+class Context:
+    def __init__(self, settings: ClinicalSettings, quiet: bool) -> None:
+        self.settings = settings
+        self.quiet = quiet
+
+    def engine(self, db: str | None) -> EmbeddedEngine:
+        return EmbeddedEngine(database_url(db), self.settings)
+
+    @contextmanager
+    def progress(self, total: int | None, unit: str, desc: str) -> Iterator[Callable[[int], None]]:
+        bar = tqdm(total=total, unit=unit, desc=desc, disable=self.quiet or None,
+                   file=sys.stderr, unit_scale=True, dynamic_ncols=True)
+        try:
+            yield bar.update
+        finally:
+            bar.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+
+db_option = click.option(
+    "--db", "db", envvar="JOURNEY_DB", default=None, metavar="URL",
+    help="Database URL (default: JOURNEY_DB, else sqlite:///journey.db).",
+)
+
+
+def _date(_ctx: Any, _param: Any, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected a date YYYY-MM-DD") from None
+
+
+def _instant(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected an ISO date-time, e.g. 2026-01-31T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # a date or naive time is read as UTC
+    if len(value) == 10:  # a bare date means the end of that day
+        from mbcjourney.engine import end_of_day
+
+        moment = end_of_day(moment.date())
+    return moment
+
+
+def view_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--known-at", callback=_instant, metavar="DATE-TIME",
+                        help="Use only facts recorded at or before this instant (UTC if no "
+                             "zone; a bare date means the end of that day).")(func)
+    func = click.option("--cutoff", callback=_date, metavar="DATE",
+                        help="Data cut-off: ignore facts that occurred after DATE.")(func)
+    return func
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Write to FILE instead of standard output.")(func)
+    func = click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv",
+                        show_default=True, help="Output format.")(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="TOML/JSON file overriding clinical settings ([clinical]).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Structured JSON logs on stderr at this level.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, settings_file: Path | None, log_level: str, quiet: bool) -> None:
+    """Patient-journey engine of the metastatic breast cancer cohort study.
+
+    Clinical facts are immutable events; projections (phenotype group, treatment
+    lines, outcomes, assessment schedule) are derived from them.  Start with
+    `journey demo`.
+    """
+    logs.configure(log_level)
+    settings = ClinicalSettings.from_file(settings_file) if settings_file else DEFAULT_CLINICAL
+    ctx.obj = Context(settings, quiet)
+
+
+# --- simulate / ingest / demo ----------------------------------------------------
+
+
+@cli.command()
+@click.option("--patients", default=1000, show_default=True, type=click.IntRange(1),
+              help="Number of patients.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON Lines file to write ('-' for stdout).")
+def simulate(patients: int, seed: int, output: Path) -> None:
+    """Write a synthetic cohort as wire-format JSON Lines (deterministic per seed).
+
+    Example: journey simulate --patients 500 --seed 7 --output cohort.jsonl
+    """
+    from mbcjourney.simulate import SimulationSettings, write_cohort
+
+    settings = SimulationSettings(patients=patients, seed=seed)
+    if str(output) == "-":
+        summary = write_cohort(settings, sys.stdout.buffer)
+    else:
+        with output.open("wb") as out:
+            summary = write_cohort(settings, out)
+    click.echo(f"wrote {summary.events} lines for {summary.patients} patients to {output}",
+               err=True)
+
+
+def _print_summary(summary: IngestSummary) -> None:
+    click.echo(f"read {summary.read} lines: {summary.accepted} accepted, "
+               f"{summary.duplicates} duplicate, {summary.rejected_total} rejected "
+               f"({len(summary.patients)} patients touched)")
+    for reason, count in sorted(summary.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  rejected {count:>6}  {reason}")
+
+
+def _ingest_stream(ctx: Context, engine: EmbeddedEngine, stream: BinaryIO, origin: str,
+                   total: int | None) -> IngestSummary:
+    with ctx.progress(total, "ev", "ingest") as advance:
+        summary = engine.ingest(numbered_lines(stream), origin=origin,
+                                received_at=datetime.now(UTC), on_batch=advance)
+    with ctx.progress(len(summary.patients), "pt", "project") as advance:
+        engine.catch_up(on_patients=advance)
+    return summary
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@db_option
+@pass_context
+def ingest(ctx: Context, file: Path, db: str | None) -> None:
+    """Validate a JSON Lines FILE ('-' for stdin) into the event log; project it.
+
+    Good lines are stored (idempotent on event_id), bad lines go to the
+    dead-letter table with their original bytes and reason.  Exit status 1 when
+    any line was rejected.
+
+    Example: journey ingest cohort.jsonl --db sqlite:///study.db
+    """
+    engine = ctx.engine(db)
+    try:
+        if str(file) == "-":
+            summary = _ingest_stream(ctx, engine, sys.stdin.buffer, "stdin", None)
+        else:
+            if not file.exists():
+                raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
+            with file.open("rb") as stream:
+                summary = _ingest_stream(ctx, engine, stream, file.name, _count_lines(file))
+    finally:
+        engine.close()
+    _print_summary(summary)
+    if summary.rejected_total:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--workdir", default=Path("journey-demo"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo files.")
+@click.option("--patients", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=2026, show_default=True, type=int)
+@pass_context
+def demo(ctx: Context, workdir: Path, patients: int, seed: int) -> None:
+    """Simulate a cohort, ingest it into an embedded database, print a summary. No servers."""
+    from mbcjourney.demo import run_demo
+
+    run_demo(workdir, patients=patients, seed=seed, settings=ctx.settings,
+             progress=ctx.progress, echo=click.echo)
+
+
+# --- exports -----------------------------------------------------------------------
+
+
+@cli.group()
+def export() -> None:
+    """Analysis-ready tables (CSV by default): patients, lines, findings."""
+
+
+def _columns(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _export(rows: list[Any], cls: type[Any], fmt: str, output: Path | None) -> None:
+    names = _columns(cls)
+    write_table(names, [tuple(getattr(r, n) for n in names) for r in rows], fmt, output,
+                sys.stdout.buffer)
+
+
+@export.command("patients")
+@db_option
+@view_options
+@output_options
+@pass_context
+def export_patients(ctx: Context, db: str | None, cutoff: date | None,
+                    known_at: datetime | None, fmt: str, output: Path | None) -> None:
+    """One row per patient: group, receptor status, current line, status, concordance.
+
+    Example: journey export patients --db sqlite:///study.db --cutoff 2025-12-31
+    """
+    engine = ctx.engine(db)
+    try:
+        _export(engine.patient_rows(View(cutoff, known_at)), PatientRow, fmt, output)
+    finally:
+        engine.close()
+
+
+@export.command("lines")
+@db_option
+@view_options
+@output_options
+@pass_context
+def export_lines(ctx: Context, db: str | None, cutoff: date | None, known_at: datetime | None,
+                 fmt: str, output: Path | None) -> None:
+    """One row per patient-line: regimen, dates, TTP / PFS / TTNT, best response.
+
+    Example: journey export lines --db sqlite:///study.db --format parquet -o lines.parquet
+    """
+    engine = ctx.engine(db)
+    try:
+        _export(engine.line_rows(View(cutoff, known_at)), LineRow, fmt, output)
+    finally:
+        engine.close()
+
+
+@export.command("findings")
+@db_option
+@view_options
+@output_options
+@pass_context
+def export_findings(ctx: Context, db: str | None, cutoff: date | None,
+                    known_at: datetime | None, fmt: str, output: Path | None) -> None:
+    """Data-quality findings, one row per finding (ids only, no payload values)."""
+    engine = ctx.engine(db)
+    try:
+        _export(engine.finding_rows(View(cutoff, known_at)), Finding, fmt, output)
+    finally:
+        engine.close()
+
+
+@cli.command()
+@click.option("--as-of", "as_of", callback=_date, required=True, metavar="DATE",
+              help="Evaluate the schedule with now = DATE (facts occurred and recorded by then).")
+@db_option
+@view_options
+@output_options
+@pass_context
+def overdue(ctx: Context, as_of: date, db: str | None, cutoff: date | None,
+            known_at: datetime | None, fmt: str, output: Path | None) -> None:
+    """Assessments past their window: imaging, bone scans, biopsies after progression.
+
+    Example: journey overdue --as-of 2026-03-01 --db sqlite:///study.db
+    """
+    engine = ctx.engine(db)
+    try:
+        rows = engine.overdue(as_of, View(cutoff, known_at))
+    finally:
+        engine.close()
+    write_table(OVERDUE_COLUMNS, [(d.patient_id, d.assessment, d.last_done, d.due_date,
+                                   d.window_end, late) for d, late in rows],
+                fmt, output, sys.stdout.buffer)
+
+
+@cli.command()
+@db_option
+@pass_context
+def rebuild(ctx: Context, db: str | None) -> None:
+    """Rebuild every projection row from the event log."""
+    engine = ctx.engine(db)
+    try:
+        with ctx.progress(None, "pt", "rebuild") as advance:
+            count = engine.rebuild(on_patients=advance)
+    finally:
+        engine.close()
+    click.echo(f"rebuilt projections of {count} patients")
+
+
+# --- contract and dead letters ------------------------------------------------------
+
+
+@cli.group()
+def schemas() -> None:
+    """The JSON Schema contract source systems code against."""
+
+
+@schemas.command("export")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Target folder (default: the package's schemas/ folder).")
+def schemas_export(directory: Path | None) -> None:
+    """Write one JSON Schema per event type and version."""
+    from mbcjourney.schemas.generate import default_directory, export_schemas
+
+    written = export_schemas(directory or default_directory())
+    click.echo(f"wrote {len(written)} schemas to {directory or default_directory()}")
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Rejected input, kept with its original bytes and reason."""
+
+
+@dead_letters.command("list")
+@db_option
+@output_options
+@pass_context
+def dead_letters_list(ctx: Context, db: str | None, fmt: str, output: Path | None) -> None:
+    """One row per rejected input: where it came from, ids, and why."""
+    engine = ctx.engine(db)
+    try:
+        letters = engine.log.dead_letters()
+    finally:
+        engine.close()
+    write_table(("origin", "received_at", "event_id", "event_type", "patient_id", "reason"),
+                [(d.origin, d.received_at, d.event_id, d.event_type, d.patient_id, d.reason)
+                 for d in letters], fmt, output, sys.stdout.buffer)
+
+
+@dead_letters.command("export")
+@db_option
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON Lines file of the original bytes, to fix and re-ingest.")
+@pass_context
+def dead_letters_export(ctx: Context, db: str | None, output: Path) -> None:
+    """Write the original bytes of every dead letter, one per line, for fixing."""
+    engine = ctx.engine(db)
+    try:
+        letters = engine.log.dead_letters()
+    finally:
+        engine.close()
+    with output.open("wb") as out:
+        for letter in letters:
+            out.write(letter.original.replace(b"\n", b" ") + b"\n")
+    click.echo(f"wrote {len(letters)} dead letters to {output}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except JourneyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,154 @@
+"""The embedded engine: SQLite (or PostgreSQL) event log + projection store, one process.
+
+The composition root of the embedded deployment: it builds the engine, the log
+and the store from a URL and the clinical settings, and offers the operations the
+CLI exposes.  The projection store is a consumer of the log like any other: it
+records the last log position it has projected, and catches up before it is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+
+import structlog
+
+from mbcjourney.events import ClinicalEvent
+from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.eventlog import SqlEventLog, patients_after
+from mbcjourney.processors.ingest import IngestSummary, ingest_lines
+from mbcjourney.processors.store import Checkpoint, ProjectionStore
+from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
+from mbcjourney.projections.findings import Finding
+from mbcjourney.projections.journey import project_journey
+from mbcjourney.projections.schedule import DueAssessment
+from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
+
+log = structlog.get_logger(__name__)
+
+CONSUMER = "embedded"
+WRITE_BATCH = 2000  # patients per store transaction
+
+Progress = Callable[[int], None]
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of ``day`` in UTC: "recorded on or before DATE"."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) - timedelta(
+        microseconds=1)
+
+
+def overdue_view(as_of: date, view: View = EVERYTHING) -> View:
+    """Facts that occurred and were recorded on or before ``as_of`` (within ``view``)."""
+    cutoff = as_of if view.cutoff is None else min(view.cutoff, as_of)
+    known = end_of_day(as_of) if view.known_at is None else min(view.known_at, end_of_day(as_of))
+    return View(cutoff=cutoff, known_at=known)
+
+
+def project(patient_id: str, events: Iterable[ClinicalEvent], settings: ClinicalSettings,
+            view: View = EVERYTHING) -> Journey:
+    """The one way every deployment turns a patient's events into a journey."""
+    return project_journey(build_history(patient_id, events, view), settings)
+
+
+def overdue_rows(journeys: Iterable[Journey], as_of: date) -> list[tuple[DueAssessment, int]]:
+    rows = []
+    for journey in journeys:
+        if journey.erased:
+            continue
+        for due in journey.due:
+            late = due.days_overdue(as_of)
+            if late > 0:
+                rows.append((due, late))
+    return sorted(rows, key=lambda r: (r[0].patient_id, r[0].assessment))
+
+
+class EmbeddedEngine:
+    def __init__(self, db_url: str, settings: ClinicalSettings = DEFAULT_CLINICAL) -> None:
+        self.db_url = db_url
+        self.settings = settings
+        self.engine = make_engine(db_url)
+        self.log = SqlEventLog(self.engine)
+        self.store = ProjectionStore(self.engine)
+        self.log.create()
+        self.store.create()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing ---------------------------------------------------------------
+
+    def ingest(self, lines: Iterable[tuple[int, bytes]], *, origin: str, received_at: datetime,
+               on_batch: Progress | None = None) -> IngestSummary:
+        return ingest_lines(lines, self.log, origin=origin, received_at=received_at,
+                            on_batch=on_batch)
+
+    def catch_up(self, on_patients: Progress | None = None) -> int:
+        """Re-project every patient with events the store has not seen; returns how many."""
+        done = self.store.checkpoint(CONSUMER).get(0, 0)
+        patient_ids, last = patients_after(self.engine, done)
+        if not patient_ids:
+            return 0
+        batch: list[Journey] = []
+        for patient_id, events in self.log.histories(patient_ids):
+            batch.append(project(patient_id, events, self.settings))
+            if len(batch) >= WRITE_BATCH:
+                self.store.write(batch)
+                if on_patients:
+                    on_patients(len(batch))
+                batch = []
+        self.store.write(batch, [Checkpoint(CONSUMER, 0, last)])
+        if on_patients:
+            on_patients(len(batch))
+        log.info("projections.caught_up", patients=len(patient_ids), position=last)
+        return len(patient_ids)
+
+    def rebuild(self, on_patients: Progress | None = None) -> int:
+        """Drop and rebuild every projection row from the log."""
+        self.store.drop()
+        self.store.create()
+        last = self.log.last_position()
+        count = 0
+        batch: list[Journey] = []
+        for patient_id, events in self.log.histories():
+            batch.append(project(patient_id, events, self.settings))
+            if len(batch) >= WRITE_BATCH:
+                self.store.write(batch, replace=False)
+                count += len(batch)
+                if on_patients:
+                    on_patients(len(batch))
+                batch = []
+        self.store.write(batch, [Checkpoint(CONSUMER, 0, last)], replace=False)
+        count += len(batch)
+        if on_patients:
+            on_patients(len(batch))
+        log.info("projections.rebuilt", patients=count, position=last)
+        return count
+
+    # --- reading ---------------------------------------------------------------
+
+    def journeys(self, view: View = EVERYTHING) -> Iterator[Journey]:
+        """Fold the log on the fly under ``view`` (cut-off, known-at)."""
+        for patient_id, events in self.log.histories():
+            yield project(patient_id, events, self.settings, view)
+
+    def patient_rows(self, view: View = EVERYTHING) -> list[PatientRow]:
+        if view == EVERYTHING:
+            self.catch_up()
+            return self.store.patient_rows()
+        return [j.patient for j in self.journeys(view) if not j.erased]
+
+    def line_rows(self, view: View = EVERYTHING) -> list[LineRow]:
+        if view == EVERYTHING:
+            self.catch_up()
+            return self.store.line_rows()
+        return [row for j in self.journeys(view) if not j.erased for row in j.lines]
+
+    def finding_rows(self, view: View = EVERYTHING) -> list[Finding]:
+        if view == EVERYTHING:
+            self.catch_up()
+            return self.store.finding_rows()
+        return [f for j in self.journeys(view) if not j.erased for f in j.findings]
+
+    def overdue(self, as_of: date, view: View = EVERYTHING) -> list[tuple[DueAssessment, int]]:
+        return overdue_rows(self.journeys(overdue_view(as_of, view)), as_of)

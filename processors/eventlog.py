@@ -1,0 +1,288 @@
+"""The embedded event log: an append-only SQL table, idempotent on ``event_id``.
+
+One port, :class:`EventLog`; this SQL adapter backs both the embedded default
+(SQLite) and a PostgreSQL deployment, and one contract test suite runs against
+both.  Events are stored in their validated, canonical wire form; reading goes
+back through the codec, so an older stored version is upcast on read.
+
+Idempotency: the same ``event_id`` with the same content is a duplicate (stored
+and counted once); with different content it is a conflict, refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+
+from mbcjourney.errors import InvalidEvent
+from mbcjourney.events import ClinicalEvent, content_hash, encode_event
+from mbcjourney.events.catalogue import PatientIncluded
+from mbcjourney.events.codec import decode_stored_row
+
+metadata = MetaData()
+
+_Position = BigInteger().with_variant(Integer(), "sqlite")
+
+events_table = Table(
+    "events",
+    metadata,
+    Column("position", _Position, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("event_type", String(64), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_events_patient_position", "patient_id", "position"),
+)
+
+dead_letters_table = Table(
+    "dead_letters",
+    metadata,
+    Column("id", _Position, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("origin", String(300), nullable=False),  # file:line, topic/partition/offset, http
+    Column("event_id", String(64)),
+    Column("event_type", String(64)),
+    Column("patient_id", String(64)),
+    Column("reason", Text, nullable=False),  # field: reason; ... (no payload values)
+    Column("original", LargeBinary, nullable=False),  # the bytes exactly as received
+)
+
+_IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Rejected input, kept with its original bytes so it can be fixed and re-submitted."""
+
+    original: bytes
+    reason: str
+    origin: str
+    received_at: datetime
+    event_id: str | None = None
+    event_type: str | None = None
+    patient_id: str | None = None
+
+    @classmethod
+    def of(cls, original: bytes, error: InvalidEvent, origin: str, received_at: datetime
+           ) -> DeadLetter:
+        """A dead letter for ``original``; ids are read from it best-effort, for routing."""
+        ids: dict[str, str | None] = {"event_id": None, "event_type": None, "patient_id": None}
+        try:
+            data = orjson.loads(original)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            for key in ids:
+                value = data.get(key)
+                ids[key] = value[:64] if isinstance(value, str) else None
+        return cls(original, str(error), origin, received_at, **ids)
+
+
+@dataclass
+class AppendOutcome:
+    accepted: list[ClinicalEvent] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: list[ClinicalEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    position: int
+    event: ClinicalEvent
+
+
+class EventLog(Protocol):
+    """The port every event-log adapter implements (SQL here, Kafka in processors)."""
+
+    def append(self, events: Sequence[ClinicalEvent]) -> AppendOutcome: ...
+    def read(self, after: int = 0) -> Iterator[StoredEvent]: ...
+
+
+class SqlEventLog:
+    """The event log on SQLite or PostgreSQL through SQLAlchemy Core."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self) -> None:
+        metadata.create_all(self.engine)
+
+    # --- writing ---------------------------------------------------------------
+
+    def append(self, events: Sequence[ClinicalEvent]) -> AppendOutcome:
+        """Store new events in one transaction; classify repeats as duplicates or conflicts."""
+        outcome = AppendOutcome()
+        if not events:
+            return outcome
+        hashes = [content_hash(e) for e in events]
+        with self.engine.begin() as conn:
+            known: dict[str, str] = {}
+            ids = list({str(e.event_id) for e in events})
+            for i in range(0, len(ids), _IN_CHUNK):
+                rows = conn.execute(
+                    select(events_table.c.event_id, events_table.c.content_hash).where(
+                        events_table.c.event_id.in_(ids[i : i + _IN_CHUNK])
+                    )
+                )
+                known.update({row.event_id: row.content_hash for row in rows})
+            new_rows = []
+            for event, digest in zip(events, hashes, strict=True):
+                event_id = str(event.event_id)
+                previous = known.get(event_id)
+                if previous is None:
+                    known[event_id] = digest
+                    outcome.accepted.append(event)
+                    new_rows.append(
+                        {
+                            "event_id": event_id,
+                            "event_type": event.event_type,
+                            "schema_version": event.schema_version,
+                            "patient_id": event.patient_id,
+                            "occurred_on": event.occurred_on,
+                            "recorded_at": event.recorded_at,
+                            "content_hash": digest,
+                            "body": encode_event(event).decode(),
+                        }
+                    )
+                elif previous == digest:
+                    outcome.duplicates += 1
+                else:
+                    outcome.conflicts.append(event)
+            if new_rows:
+                conn.execute(insert(events_table), new_rows)
+        return outcome
+
+    def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
+        rows = [
+            {
+                "received_at": d.received_at, "origin": d.origin[:300], "event_id": d.event_id,
+                "event_type": d.event_type, "patient_id": d.patient_id, "reason": d.reason,
+                "original": d.original,
+            }
+            for d in letters
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(dead_letters_table), rows)
+        return len(rows)
+
+    # --- reading ---------------------------------------------------------------
+
+    def read(self, after: int = 0) -> Iterator[StoredEvent]:
+        """Every event in log order, from the position after ``after``."""
+        query = (
+            select(events_table.c.position, events_table.c.event_type,
+                   events_table.c.schema_version, events_table.c.body)
+            .where(events_table.c.position > after)
+            .order_by(events_table.c.position)
+        )
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            for position, event_type, version, body in result:
+                yield StoredEvent(position, decode_stored_row(event_type, version, body))
+
+    def histories(self, patient_ids: Iterable[str] | None = None
+                  ) -> Iterator[tuple[str, list[ClinicalEvent]]]:
+        """Each patient's events (log order), one patient at a time; memory stays per-patient."""
+        columns = (events_table.c.patient_id, events_table.c.event_type,
+                   events_table.c.schema_version, events_table.c.body)
+        if patient_ids is not None:
+            wanted = sorted(set(patient_ids))
+            for i in range(0, len(wanted), _IN_CHUNK):
+                query = (
+                    select(*columns)
+                    .where(events_table.c.patient_id.in_(wanted[i : i + _IN_CHUNK]))
+                    .order_by(events_table.c.patient_id, events_table.c.position)
+                )
+                yield from self._grouped(query)
+            return
+        query = select(*columns).order_by(events_table.c.patient_id, events_table.c.position)
+        yield from self._grouped(query)
+
+    def _grouped(self, query: object) -> Iterator[tuple[str, list[ClinicalEvent]]]:
+        current: str | None = None
+        batch: list[ClinicalEvent] = []
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+                query  # type: ignore[call-overload]
+            )
+            for patient_id, event_type, version, body in result:
+                if patient_id != current:
+                    if current is not None:
+                        yield current, batch
+                    current, batch = patient_id, []
+                batch.append(decode_stored_row(event_type, version, body))
+        if current is not None:
+            yield current, batch
+
+    def birth_years(self, patient_ids: Iterable[str]) -> dict[str, int]:
+        """Birth year of each included patient among ``patient_ids`` (for date sanity checks)."""
+        years: dict[str, int] = {}
+        wanted = list(set(patient_ids))
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                rows = conn.execute(
+                    select(events_table.c.event_type, events_table.c.schema_version,
+                           events_table.c.body)
+                    .where(events_table.c.patient_id.in_(wanted[i : i + _IN_CHUNK]))
+                    .where(events_table.c.event_type == PatientIncluded.EVENT_TYPE)
+                    .order_by(events_table.c.position)
+                )
+                for event_type, version, body in rows:
+                    event = decode_stored_row(event_type, version, body)
+                    assert isinstance(event, PatientIncluded)
+                    years.setdefault(event.patient_id, event.payload.birth_year)
+        return years
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+
+    def last_position(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(func.max(events_table.c.position))).scalar_one()
+        return int(value or 0)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(dead_letters_table).order_by(dead_letters_table.c.id))
+            return [
+                DeadLetter(bytes(r.original), r.reason, r.origin, r.received_at, r.event_id,
+                           r.event_type, r.patient_id)
+                for r in rows
+            ]
+
+
+def patients_after(engine: Engine, position: int) -> tuple[list[str], int]:
+    """Patients with events after ``position``, and the log's last position."""
+    with engine.connect() as conn:
+        last = conn.execute(select(func.max(events_table.c.position))).scalar_one() or 0
+        ids = conn.execute(
+            select(events_table.c.patient_id).distinct().where(events_table.c.position > position)
+        ).scalars().all()
+    return sorted(ids), int(last)

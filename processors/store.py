@@ -1,0 +1,189 @@
+"""The projection store: the output contract's rows in SQL, written idempotently.
+
+Rows are keyed by patient: writing a patient replaces all of that patient's rows
+in one transaction, together with the checkpoint of how far the writer has read
+(``consumer``, ``partition``, ``position``).  A redelivered or replayed event
+therefore changes nothing, and a crash between the two is impossible.
+
+A store can live under a table prefix, so replay builds new versions
+(``v2_patients`` ...) beside the active ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+)
+
+from mbcjourney.projections.findings import Finding, FindingKind
+from mbcjourney.projections.journey import Journey, LineRow, PatientRow
+from mbcjourney.projections.schedule import Assessment, DueAssessment
+
+_CHUNK = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    consumer: str
+    partition: int
+    position: int
+
+
+class ProjectionStore:
+    """Patients, lines, due assessments and findings tables, plus the read checkpoints."""
+
+    def __init__(self, engine: Engine, prefix: str = "") -> None:
+        self.engine = engine
+        self.prefix = prefix
+        md = self.metadata = MetaData()
+        p = prefix
+        self.patients = Table(
+            f"{p}patients", md,
+            Column("patient_id", String(64), primary_key=True),
+            Column("inclusion_date", Date),
+            Column("group", String(8), nullable=False),
+            Column("hr_status", String(16), nullable=False),
+            Column("her2_status", String(16), nullable=False),
+            Column("her2_low", Boolean),
+            Column("receptor_conversion", Boolean, nullable=False),
+            Column("current_line", Integer),
+            Column("current_regimen", Text),
+            Column("status", String(24), nullable=False),
+            Column("first_line_concordant", String(8), nullable=False),
+        )
+        self.lines = Table(
+            f"{p}lines", md,
+            Column("patient_id", String(64), primary_key=True),
+            Column("line_number", Integer, primary_key=True),
+            Column("regimen", Text, nullable=False),
+            Column("start_date", Date, nullable=False),
+            Column("end_date", Date),
+            Column("end_reason", String(24)),
+            Column("progression_date", Date),
+            Column("ttp_days", Integer, nullable=False),
+            Column("ttp_event", Boolean, nullable=False),
+            Column("pfs_days", Integer, nullable=False),
+            Column("pfs_event", Boolean, nullable=False),
+            Column("ttnt_days", Integer, nullable=False),
+            Column("ttnt_event", Boolean, nullable=False),
+            Column("best_response", String(4)),
+        )
+        self.due = Table(
+            f"{p}due_assessments", md,
+            Column("patient_id", String(64), primary_key=True),
+            Column("assessment", String(16), primary_key=True),
+            Column("last_done", Date),
+            Column("due_date", Date, nullable=False),
+            Column("window_end", Date, nullable=False, index=True),
+        )
+        self.findings = Table(
+            f"{p}findings", md,
+            Column("patient_id", String(64), primary_key=True),
+            Column("finding", String(48), primary_key=True),
+            Column("event_id", String(36), primary_key=True),
+            Column("detail", String(200), primary_key=True),
+        )
+        self.checkpoints = Table(
+            f"{p}checkpoints", md,
+            Column("consumer", String(100), primary_key=True),
+            Column("partition", Integer, primary_key=True),
+            Column("position", BigInteger, nullable=False),
+        )
+        self._patient_tables = (self.patients, self.lines, self.due, self.findings)
+
+    def create(self) -> None:
+        self.metadata.create_all(self.engine)
+
+    def drop(self) -> None:
+        self.metadata.drop_all(self.engine)
+
+    # --- writing ---------------------------------------------------------------
+
+    def write(self, journeys: Sequence[Journey], checkpoints: Iterable[Checkpoint] = (),
+              *, replace: bool = True, erase: Iterable[str] = ()) -> None:
+        """Replace these patients' rows and move checkpoints forward, atomically."""
+        with self.engine.begin() as conn:
+            self.write_in(conn, journeys, checkpoints, replace=replace, erase=erase)
+
+    def write_in(self, conn: Connection, journeys: Sequence[Journey],
+                 checkpoints: Iterable[Checkpoint] = (), *, replace: bool = True,
+                 erase: Iterable[str] = ()) -> None:
+        ids = [j.patient_id for j in journeys] + list(erase)
+        if replace:
+            for table in self._patient_tables:
+                for i in range(0, len(ids), _CHUNK):
+                    conn.execute(delete(table).where(table.c.patient_id.in_(ids[i : i + _CHUNK])))
+        kept = [j for j in journeys if not j.erased]
+        batches: list[tuple[Table, list[dict[str, object]]]] = [
+            (self.patients, [_as_dict(j.patient) for j in kept]),
+            (self.lines, [_as_dict(r) for j in kept for r in j.lines]),
+            (self.due, [_as_dict(d) for j in kept for d in j.due]),
+            (self.findings, [_as_dict(f) for j in kept for f in j.findings]),
+        ]
+        for table, rows in batches:
+            if rows:
+                conn.execute(insert(table), rows)
+        for cp in checkpoints:
+            self._save_checkpoint(conn, cp)
+
+    def _save_checkpoint(self, conn: Connection, cp: Checkpoint) -> None:
+        t = self.checkpoints
+        key = (t.c.consumer == cp.consumer) & (t.c.partition == cp.partition)
+        conn.execute(delete(t).where(key))
+        conn.execute(insert(t).values(consumer=cp.consumer, partition=cp.partition,
+                                      position=cp.position))
+
+    # --- reading ---------------------------------------------------------------
+
+    def checkpoint(self, consumer: str) -> dict[int, int]:
+        t = self.checkpoints
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.partition, t.c.position).where(t.c.consumer == consumer))
+            return {int(part): int(pos) for part, pos in rows}
+
+    def patient_rows(self) -> list[PatientRow]:
+        return self._read(self.patients, PatientRow, self.patients.c.patient_id)
+
+    def line_rows(self) -> list[LineRow]:
+        t = self.lines
+        return self._read(t, LineRow, t.c.patient_id, t.c.line_number)
+
+    def due_rows(self) -> list[DueAssessment]:
+        t = self.due
+        rows = self._read(t, DueAssessment, t.c.patient_id, t.c.assessment)
+        return [DueAssessment(r.patient_id, Assessment(r.assessment), r.last_done, r.due_date,
+                              r.window_end) for r in rows]
+
+    def finding_rows(self) -> list[Finding]:
+        t = self.findings
+        rows = self._read(t, Finding, t.c.patient_id, t.c.finding, t.c.event_id, t.c.detail)
+        return [Finding(r.patient_id, FindingKind(r.finding), r.event_id, r.detail) for r in rows]
+
+    def _read(self, table: Table, cls: type[T], *order: object) -> list[T]:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        with self.engine.connect() as conn:
+            result = conn.execute(select(*(table.c[n] for n in names)).order_by(*order))  # type: ignore[arg-type]
+            return [cls(*row) for row in result]
+
+
+def _as_dict(row: Any) -> dict[str, object]:
+    names = [f.name for f in fields(row)]
+    return {n: getattr(row, n) for n in names}

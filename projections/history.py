@@ -1,0 +1,75 @@
+"""One patient's effective history: the input of every projection.
+
+Projections are defined over the history sorted by clinical time, so the order
+in which facts *arrived* never changes a result.  Three views are applied here,
+once, before any projection runs:
+
+* ``known_at``  -- bitemporal: only facts recorded at or before that instant;
+* retractions   -- a retracted event is as if it had never been sent;
+* ``cutoff``    -- the data cut-off: facts that occurred after that date are ignored.
+
+A retraction corrects the record rather than stating a clinical fact, so it is
+honoured whatever its own ``occurred_at``; it does respect ``known_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from mbcjourney.events.catalogue import ClinicalEvent, EventRetracted
+
+
+def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, datetime, str]:
+    """Total order: clinical date, time of day (date-only first), then recording, then id."""
+    occurred = event.occurred_at
+    moment = occurred.time() if isinstance(occurred, datetime) else time.min
+    return (event.occurred_on, moment, event.recorded_at, str(event.event_id))
+
+
+@dataclass(frozen=True)
+class PatientHistory:
+    patient_id: str
+    events: tuple[ClinicalEvent, ...]  # clinical order, retracted and retraction events removed
+    unknown_retractions: tuple[EventRetracted, ...] = ()  # retractions of events never seen
+
+
+@dataclass(frozen=True)
+class View:
+    """Which slice of time a projection looks at (both bounds inclusive)."""
+
+    cutoff: date | None = None
+    known_at: datetime | None = None
+
+
+EVERYTHING = View()
+
+
+def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View = EVERYTHING
+                  ) -> PatientHistory:
+    """Apply ``view`` and retractions, drop repeated event ids, sort by clinical time."""
+    unique: dict[str, ClinicalEvent] = {}
+    for event in events:
+        if view.known_at is not None and event.recorded_at > view.known_at:
+            continue
+        key = str(event.event_id)
+        kept = unique.get(key)
+        if kept is None or clinical_sort_key(event) < clinical_sort_key(kept):
+            unique[key] = event  # the same id twice is one fact; keep a deterministic one
+    retractions = [e for e in unique.values() if isinstance(e, EventRetracted)]
+    retracted = {str(r.payload.target_event_id) for r in retractions}
+    facts = [
+        e for key, e in unique.items()
+        if key not in retracted
+        and not isinstance(e, EventRetracted)
+        and (view.cutoff is None or e.occurred_on <= view.cutoff)
+    ]
+    facts.sort(key=clinical_sort_key)
+    unknown = tuple(
+        sorted(
+            (r for r in retractions if str(r.payload.target_event_id) not in unique),
+            key=clinical_sort_key,
+        )
+    )
+    return PatientHistory(patient_id, tuple(facts), unknown)

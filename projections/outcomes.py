@@ -1,0 +1,84 @@
+"""Outcomes per line (DESIGN section 8): TTP, PFS, TTNT and best overall response.
+
+Day counts are calendar-date differences.  A progression belongs to line k when
+``start_k <= date <= start_(k+1)`` -- a tie with the next line's start goes to
+the earlier line -- and the first one counts.
+
+* TTP: event at that progression; otherwise censored at the last tumour
+  assessment within the line, or at the line start (0 days) when there is none.
+  Death is censored.
+* PFS: as TTP, but death before the next line's start with no progression on
+  the line is an event at the death date.
+* TTNT: event at the next line's start or death, whichever is first; otherwise
+  censored at the patient's last fact date.
+The data cut-off is applied to the history before this runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from mbcjourney.events.vocabulary import RecistResponse
+from mbcjourney.projections.facts import PatientFacts
+from mbcjourney.projections.lines import Line
+
+# Best response ranking, best first: CR > PR > SD > PD > NE (unconfirmed).
+RESPONSE_RANK = {r: i for i, r in enumerate(
+    (RecistResponse.CR, RecistResponse.PR, RecistResponse.SD, RecistResponse.PD, RecistResponse.NE)
+)}
+
+
+@dataclass(frozen=True)
+class TimeToEvent:
+    days: int
+    event: bool
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    progression_date: date | None
+    ttp: TimeToEvent
+    pfs: TimeToEvent
+    ttnt: TimeToEvent
+    best_response: RecistResponse | None
+
+
+def first_progression(line: Line, progression_dates: list[date]) -> date | None:
+    for day in progression_dates:  # sorted
+        if line.start <= day and (line.next_start is None or day <= line.next_start):
+            return day
+    return None
+
+
+def line_outcome(line: Line, facts: PatientFacts) -> LineOutcome:
+    start = line.start
+    progression = first_progression(line, facts.progression_dates)
+    assessments = [i for i in facts.tumour_assessments if line.within(i.occurred_on)]
+
+    if progression is not None:
+        ttp = TimeToEvent((progression - start).days, True)
+    else:
+        last = assessments[-1].occurred_on if assessments else start
+        ttp = TimeToEvent((last - start).days, False)
+
+    pfs = ttp
+    death = facts.death.occurred_on if facts.death else None
+    if (
+        progression is None
+        and death is not None
+        and death >= start
+        and (line.next_start is None or death < line.next_start)
+    ):
+        pfs = TimeToEvent((death - start).days, True)
+
+    ends = [d for d in (line.next_start, death) if d is not None and d >= start]
+    if ends:
+        ttnt = TimeToEvent((min(ends) - start).days, True)
+    else:
+        last_fact = facts.last_fact_date or start
+        ttnt = TimeToEvent((last_fact - start).days, False)
+
+    responses = [i.payload.recist_response for i in assessments if i.payload.recist_response]
+    best = min(responses, key=RESPONSE_RANK.__getitem__) if responses else None
+    return LineOutcome(progression, ttp, pfs, ttnt, best)

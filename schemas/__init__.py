@@ -1,0 +1,1 @@
+"""Generated JSON Schemas of the wire format, one file per event type and version."""

@@ -1,0 +1,3 @@
+"""Shared fixtures: real services come from tests/fixtures (infra/ scripts or testcontainers)."""
+
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.kafka"]
