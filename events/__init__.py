@@ -5,7 +5,7 @@ frozen event classes of :mod:`mbcjourney.events.catalogue`.
 """
 
 from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent
-from mbcjourney.events.codec import content_hash, decode_event, decode_stored, encode_event
+from mbcjourney.events.codec import decode_event, decode_stored, decode_with_body, encode_event
 from mbcjourney.events.registry import CURRENT_VERSION, EVENT_TYPES
 
 __all__ = [
@@ -13,8 +13,8 @@ __all__ = [
     "EVENT_CLASSES",
     "EVENT_TYPES",
     "ClinicalEvent",
-    "content_hash",
     "decode_event",
     "decode_stored",
+    "decode_with_body",
     "encode_event",
 ]

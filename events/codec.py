@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events.catalogue import ClinicalEvent
-from mbcjourney.events.envelope import Envelope
+from mbcjourney.events.envelope import EARLIEST_CLINICAL_YEAR, LATEST_CLINICAL_YEAR, Envelope
 from mbcjourney.events.registry import CURRENT_VERSION, REGISTRY
 from mbcjourney.events.upcasters import upcast
 
@@ -30,9 +30,25 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "$"
 
 
+_CLINICAL_TIME_REASON = "must be an ISO date YYYY-MM-DD or an ISO date-time"
+_YEAR_REASON = f"year must be between {EARLIEST_CLINICAL_YEAR} and {LATEST_CLINICAL_YEAR}"
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+    raw = exc.errors(include_url=False, include_input=False, include_context=False)
+    # occurred_at is a date-or-date-time union: report one error for it, not one per member.
+    clinical = [e for e in raw if e["loc"][:1] == ("occurred_at",)]
+    if clinical:
+        out_of_range = any(
+            e["type"] in ("less_than_equal", "greater_than_equal", "value_error")
+            for e in clinical
+        )
+        errors.append(FieldError("occurred_at", _YEAR_REASON if out_of_range
+                                 else _CLINICAL_TIME_REASON))
+    for err in raw:
+        if err["loc"][:1] == ("occurred_at",):
+            continue
         reason = "required field is missing" if err["type"] == "missing" else err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown field"
@@ -53,7 +69,21 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
 
 def decode_event(raw: bytes | str | dict[str, Any], *, received_at: datetime) -> ClinicalEvent:
     """Validate one event of the wire format; ``received_at`` fills a missing ``recorded_at``."""
-    data = parse_json(raw) if isinstance(raw, bytes | str) else raw
+    return decode_with_body(raw, received_at=received_at)[0]
+
+
+def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
+                     ) -> tuple[ClinicalEvent, bytes]:
+    """:func:`decode_event`, plus the exact JSON bytes that were validated (for storing).
+
+    Validation always runs on JSON (pydantic-core's JSON mode), whatever the input
+    type, so a date is a date whether it came from a file, Kafka or a dict.
+    """
+    body: bytes | str | None
+    if isinstance(raw, bytes | str):
+        data, body = parse_json(raw), raw
+    else:
+        data, body = raw, None
     event_type = data.get("event_type")
     if not isinstance(event_type, str):
         raise InvalidEvent.single("event_type", "required string field is missing")
@@ -68,12 +98,16 @@ def decode_event(raw: bytes | str | dict[str, Any], *, received_at: datetime) ->
             "schema_version", f"newer than supported version {current}", event_type=event_type
         )
     if version < current:
-        data = upcast(data, event_type, version, current)
+        data, body = upcast(data, event_type, version, current), None
     if data.get("recorded_at") is None:
-        data = {**data, "recorded_at": received_at}
+        data, body = {**data, "recorded_at": received_at}, None
+    if body is None:
+        body = orjson.dumps(data)
+    elif isinstance(body, str):
+        body = body.encode()
     cls = REGISTRY[(event_type, current)]
     try:
-        event = cls.model_validate(data)
+        event = cls.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc), event_type=event_type) from None
     # A day of slack: a local clinical date may fall on the next UTC day.
@@ -81,7 +115,7 @@ def decode_event(raw: bytes | str | dict[str, Any], *, received_at: datetime) ->
         raise InvalidEvent.single(
             "occurred_at", "must not be after recorded_at", event_type=event_type
         )
-    return event  # type: ignore[return-value]  # the registry maps each type to its class
+    return event, body  # type: ignore[return-value]  # the registry maps each type to its class
 
 
 def decode_stored(body: bytes | str) -> ClinicalEvent:
@@ -111,11 +145,15 @@ def encode_event(event: Envelope) -> bytes:
     return event.__pydantic_serializer__.to_json(event, exclude_none=True)
 
 
-def content_hash(event: Envelope) -> str:
-    """Identity of the *fact*: everything but ``recorded_at``, which records knowing, not the fact.
+def body_hash(body: bytes) -> str:
+    """Fingerprint of stored bytes: equal bytes are certainly the same event."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def same_fact(a: Envelope, b: Envelope) -> bool:
+    """Same content apart from ``recorded_at``, which records knowing, not the fact.
 
     The same event resent without ``recorded_at`` (so stamped at a new ingest time)
     is therefore a duplicate, not a conflict.
     """
-    body = event.__pydantic_serializer__.to_json(event, exclude={"recorded_at"}, exclude_none=True)
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
+    return a.model_dump(exclude={"recorded_at"}) == b.model_dump(exclude={"recorded_at"})

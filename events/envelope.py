@@ -2,33 +2,23 @@
 
 ``occurred_at`` is clinical time: a date (``YYYY-MM-DD``) or an ISO date-time,
 kept exactly as sent.  ``recorded_at`` is when the source learnt the fact, a
-zone-aware instant normalised to UTC; it is what "as known on date T" filters.
+zone-aware instant (kept in the zone it was sent in); it is what "as known on date T" filters.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar
+from datetime import date, datetime
+from functools import cached_property
+from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
 
 EARLIEST_CLINICAL_YEAR = 1900
 LATEST_CLINICAL_YEAR = 2100
 
 
-def _parse_clinical_time(value: Any) -> date | datetime:
-    if isinstance(value, date):  # includes datetime
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO date YYYY-MM-DD or an ISO date-time")
-    try:
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("must be an ISO date YYYY-MM-DD or an ISO date-time") from None
-
-
-def _check_clinical_year(value: date | datetime) -> date | datetime:
+def _check_clinical_year(value: datetime) -> datetime:
     if not EARLIEST_CLINICAL_YEAR <= value.year <= LATEST_CLINICAL_YEAR:
         raise ValueError(
             f"year must be between {EARLIEST_CLINICAL_YEAR} and {LATEST_CLINICAL_YEAR}"
@@ -36,16 +26,16 @@ def _check_clinical_year(value: date | datetime) -> date | datetime:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-ClinicalTime = Annotated[
-    date | datetime,
-    BeforeValidator(_parse_clinical_time),
-    AfterValidator(_check_clinical_year),
+# Validated natively by pydantic-core (no Python call on the hot path): a strict
+# date accepts exactly ``YYYY-MM-DD``; anything else must be an ISO date-time.
+ClinicalDate = Annotated[
+    date,
+    Strict(),
+    Field(ge=date(EARLIEST_CLINICAL_YEAR, 1, 1), le=date(LATEST_CLINICAL_YEAR, 12, 31)),
 ]
-RecordedTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+ClinicalDateTime = Annotated[datetime, AfterValidator(_check_clinical_year)]
+ClinicalTime = Annotated[ClinicalDate | ClinicalDateTime, Field(union_mode="left_to_right")]
+RecordedTime = AwareDatetime
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -87,6 +77,6 @@ class Envelope(BaseModel):
     recorded_at: RecordedTime
     source: Source
 
-    @property
+    @cached_property
     def occurred_on(self) -> date:
         return clinical_date(self.occurred_at)

@@ -87,8 +87,8 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
     concordance = Counter(p.first_line_concordant for p in patient_rows)
     echo(f"First-line concordance with the protocol: {concordance['true']} concordant, "
          f"{concordance['false']} not concordant, {concordance['unknown']} unknown")
-    echo(f"Lines of therapy: {len(line_rows)}; "
-         f"first-line progressions: {sum(1 for r in line_rows if r.line_number == 1 and r.ttp_event)}")
+    progressed = sum(1 for r in line_rows if r.line_number == 1 and r.ttp_event)
+    echo(f"Lines of therapy: {len(line_rows)}; first-line progressions: {progressed}")
     late = Counter(d.assessment.value for d, _ in overdue)
     echo(f"Overdue as of {sim.data_cutoff}: " + (", ".join(
         f"{n} {a}" for a, n in sorted(late.items())) or "none"))

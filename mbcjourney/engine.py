@@ -54,7 +54,7 @@ def project(patient_id: str, events: Iterable[ClinicalEvent], settings: Clinical
 def overdue_rows(journeys: Iterable[Journey], as_of: date) -> list[tuple[DueAssessment, int]]:
     rows = []
     for journey in journeys:
-        if journey.erased:
+        if not journey.reportable:
             continue
         for due in journey.due:
             late = due.days_overdue(as_of)
@@ -136,19 +136,19 @@ class EmbeddedEngine:
         if view == EVERYTHING:
             self.catch_up()
             return self.store.patient_rows()
-        return [j.patient for j in self.journeys(view) if not j.erased]
+        return [j.patient for j in self.journeys(view) if j.reportable]
 
     def line_rows(self, view: View = EVERYTHING) -> list[LineRow]:
         if view == EVERYTHING:
             self.catch_up()
             return self.store.line_rows()
-        return [row for j in self.journeys(view) if not j.erased for row in j.lines]
+        return [row for j in self.journeys(view) if j.reportable for row in j.lines]
 
     def finding_rows(self, view: View = EVERYTHING) -> list[Finding]:
         if view == EVERYTHING:
             self.catch_up()
             return self.store.finding_rows()
-        return [f for j in self.journeys(view) if not j.erased for f in j.findings]
+        return [f for j in self.journeys(view) if j.reportable for f in j.findings]
 
     def overdue(self, as_of: date, view: View = EVERYTHING) -> list[tuple[DueAssessment, int]]:
         return overdue_rows(self.journeys(overdue_view(as_of, view)), as_of)

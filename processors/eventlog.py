@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
-    Date,
     DateTime,
     Engine,
     Index,
@@ -36,9 +35,9 @@ from sqlalchemy import (
 )
 
 from mbcjourney.errors import InvalidEvent
-from mbcjourney.events import ClinicalEvent, content_hash, encode_event
+from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
-from mbcjourney.events.codec import decode_stored_row
+from mbcjourney.events.codec import body_hash, decode_stored, decode_stored_row, same_fact
 
 metadata = MetaData()
 
@@ -52,8 +51,8 @@ events_table = Table(
     Column("event_type", String(64), nullable=False),
     Column("schema_version", Integer, nullable=False),
     Column("patient_id", String(64), nullable=False),
-    Column("occurred_on", Date, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_on", String(10), nullable=False),  # ISO date: sorts as it reads
+    Column("recorded_at", String(32), nullable=False),  # ISO UTC instant, fixed width: sorts
     Column("content_hash", String(32), nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_events_patient_position", "patient_id", "position"),
@@ -73,6 +72,14 @@ dead_letters_table = Table(
 )
 
 _IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _as_event(stored: ClinicalEvent | bytes) -> ClinicalEvent:
+    return decode_stored(stored) if isinstance(stored, bytes) else stored
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,8 @@ class StoredEvent:
 class EventLog(Protocol):
     """The port every event-log adapter implements (SQL here, Kafka in processors)."""
 
-    def append(self, events: Sequence[ClinicalEvent]) -> AppendOutcome: ...
+    def append(self, events: Sequence[ClinicalEvent], bodies: Sequence[bytes] | None = None
+               ) -> AppendOutcome: ...
     def read(self, after: int = 0) -> Iterator[StoredEvent]: ...
 
 
@@ -134,48 +142,57 @@ class SqlEventLog:
 
     # --- writing ---------------------------------------------------------------
 
-    def append(self, events: Sequence[ClinicalEvent]) -> AppendOutcome:
-        """Store new events in one transaction; classify repeats as duplicates or conflicts."""
+    def append(self, events: Sequence[ClinicalEvent], bodies: Sequence[bytes] | None = None
+               ) -> AppendOutcome:
+        """Store new events in one transaction; classify repeats as duplicates or conflicts.
+
+        ``bodies`` are the validated JSON bytes of each event as received (see
+        ``decode_with_body``); without them the canonical encoding is stored.
+        """
         outcome = AppendOutcome()
         if not events:
             return outcome
-        hashes = [content_hash(e) for e in events]
+        if bodies is None:
+            bodies = [encode_event(e) for e in events]
         with self.engine.begin() as conn:
-            known: dict[str, str] = {}
-            ids = list({str(e.event_id) for e in events})
-            for i in range(0, len(ids), _IN_CHUNK):
+            ids = [str(e.event_id) for e in events]
+            known: dict[str, tuple[str, ClinicalEvent | bytes]] = {}
+            unique_ids = list(set(ids))
+            for i in range(0, len(unique_ids), _IN_CHUNK):
                 rows = conn.execute(
-                    select(events_table.c.event_id, events_table.c.content_hash).where(
-                        events_table.c.event_id.in_(ids[i : i + _IN_CHUNK])
+                    select(events_table.c.event_id, events_table.c.content_hash,
+                           events_table.c.body).where(
+                        events_table.c.event_id.in_(unique_ids[i : i + _IN_CHUNK])
                     )
                 )
-                known.update({row.event_id: row.content_hash for row in rows})
+                known.update({r.event_id: (r.content_hash, r.body.encode()) for r in rows})
             new_rows = []
-            for event, digest in zip(events, hashes, strict=True):
-                event_id = str(event.event_id)
+            for event_id, event, body in zip(ids, events, bodies, strict=True):
+                digest = body_hash(body)
                 previous = known.get(event_id)
                 if previous is None:
-                    known[event_id] = digest
+                    known[event_id] = (digest, event)
                     outcome.accepted.append(event)
-                    new_rows.append(
-                        {
-                            "event_id": event_id,
-                            "event_type": event.event_type,
-                            "schema_version": event.schema_version,
-                            "patient_id": event.patient_id,
-                            "occurred_on": event.occurred_on,
-                            "recorded_at": event.recorded_at,
-                            "content_hash": digest,
-                            "body": encode_event(event).decode(),
-                        }
-                    )
-                elif previous == digest:
+                    new_rows.append((
+                        event_id, event.event_type, event.schema_version, event.patient_id,
+                        event.occurred_on.isoformat(), _utc_text(event.recorded_at), digest,
+                        body.decode(),
+                    ))
+                elif previous[0] == digest or same_fact(_as_event(previous[1]), event):
                     outcome.duplicates += 1
                 else:
                     outcome.conflicts.append(event)
             if new_rows:
-                conn.execute(insert(events_table), new_rows)
+                conn.exec_driver_sql(self._insert_sql, new_rows)
         return outcome
+
+    @property
+    def _insert_sql(self) -> str:
+        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        columns = ("event_id", "event_type", "schema_version", "patient_id", "occurred_on",
+                   "recorded_at", "content_hash", "body")
+        return (f"INSERT INTO events ({', '.join(columns)}) "
+                f"VALUES ({', '.join([marker] * len(columns))})")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
         rows = [

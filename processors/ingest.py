@@ -15,7 +15,8 @@ from typing import BinaryIO
 import structlog
 
 from mbcjourney.errors import InvalidEvent
-from mbcjourney.events import ClinicalEvent, decode_event
+from mbcjourney.events import ClinicalEvent
+from mbcjourney.events.codec import decode_with_body
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.processors.eventlog import DeadLetter, SqlEventLog
 
@@ -95,7 +96,7 @@ def ingest_lines(
     batch: list[tuple[int, bytes]] = []
 
     def flush() -> None:
-        decoded: list[tuple[int, bytes, ClinicalEvent]] = []
+        decoded: list[tuple[int, bytes, ClinicalEvent, bytes]] = []
         letters: list[DeadLetter] = []
 
         def reject(number: int, raw: bytes, error: InvalidEvent) -> None:
@@ -106,20 +107,20 @@ def ingest_lines(
 
         for number, raw in batch:
             try:
-                decoded.append((number, raw, decode_event(raw, received_at=received_at)))
+                decoded.append((number, raw, *decode_with_body(raw, received_at=received_at)))
             except InvalidEvent as error:
                 reject(number, raw, error)
-        births.prepare(e for _, _, e in decoded)
-        valid: list[tuple[int, bytes, ClinicalEvent]] = []
-        for number, raw, event in decoded:
+        births.prepare(e for _, _, e, _ in decoded)
+        valid: list[tuple[int, bytes, ClinicalEvent, bytes]] = []
+        for item in decoded:
             try:
-                births.check(event)
-                valid.append((number, raw, event))
+                births.check(item[2])
+                valid.append(item)
             except InvalidEvent as error:
-                reject(number, raw, error)
-        outcome = event_log.append([e for _, _, e in valid])
+                reject(item[0], item[1], error)
+        outcome = event_log.append([v[2] for v in valid], [v[3] for v in valid])
         conflicts = {id(e) for e in outcome.conflicts}
-        for number, raw, event in valid:
+        for number, raw, event, _ in valid:
             if id(event) in conflicts:
                 reject(number, raw, InvalidEvent.single(
                     "event_id", "already stored with different content",

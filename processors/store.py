@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -131,7 +132,7 @@ class ProjectionStore:
             for table in self._patient_tables:
                 for i in range(0, len(ids), _CHUNK):
                     conn.execute(delete(table).where(table.c.patient_id.in_(ids[i : i + _CHUNK])))
-        kept = [j for j in journeys if not j.erased]
+        kept = [j for j in journeys if j.reportable]
         batches: list[tuple[Table, list[dict[str, object]]]] = [
             (self.patients, [_as_dict(j.patient) for j in kept]),
             (self.lines, [_as_dict(r) for j in kept for r in j.lines]),
@@ -184,6 +185,10 @@ class ProjectionStore:
             return [cls(*row) for row in result]
 
 
+@cache
+def _names(cls: type[Any]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def _as_dict(row: Any) -> dict[str, object]:
-    names = [f.name for f in fields(row)]
-    return {n: getattr(row, n) for n in names}
+    return {n: getattr(row, n) for n in _names(type(row))}

@@ -54,22 +54,12 @@ class PatientFacts:
     last_fact_date: date | None = None
     first_event: ClinicalEvent | None = None
     after_death: list[ClinicalEvent] = field(default_factory=list)
-
-    @property
-    def tumour_assessments(self) -> list[ImagingPerformed]:
-        """Imaging other than bone scans: drives censoring, best response and the schedule."""
-        return [i for i in self.imaging if i.payload.modality is not Modality.BONE_SCAN]
-
-    @property
-    def bone_scans(self) -> list[ImagingPerformed]:
-        return [i for i in self.imaging if i.payload.modality is Modality.BONE_SCAN]
-
-    @property
-    def progression_dates(self) -> list[date]:
-        """Progressions: ``progression.documented`` and any imaging with RECIST PD, sorted."""
-        dates = [p.occurred_on for p in self.progressions]
-        dates += [i.occurred_on for i in self.imaging if i.payload.recist_response is RecistResponse.PD]
-        return sorted(dates)
+    # Derived once the fold is complete (see collect_facts):
+    # imaging other than bone scans, which drives censoring, best response and the schedule;
+    tumour_assessments: list[ImagingPerformed] = field(default_factory=list)
+    bone_scans: list[ImagingPerformed] = field(default_factory=list)
+    # progressions: progression.documented and any imaging with RECIST PD, sorted.
+    progression_dates: list[date] = field(default_factory=list)
 
 
 def _included(f: PatientFacts, e: PatientIncluded) -> None:
@@ -127,4 +117,11 @@ def collect_facts(history: PatientHistory) -> PatientFacts:
             facts.after_death.append(event)
         _HANDLERS[type(event)](facts, event)
         facts.last_fact_date = event.occurred_on  # history is sorted: the last is the latest
+    bone_scan, pd = Modality.BONE_SCAN, RecistResponse.PD
+    for image in facts.imaging:
+        (facts.bone_scans if image.payload.modality is bone_scan
+         else facts.tumour_assessments).append(image)
+    dates = [p.occurred_on for p in facts.progressions]
+    dates += [i.occurred_on for i in facts.imaging if i.payload.recist_response is pd]
+    facts.progression_dates = sorted(dates)
     return facts

@@ -17,15 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from uuid import UUID
 
 from mbcjourney.events.catalogue import ClinicalEvent, EventRetracted
 
 
-def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, datetime, str]:
+def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, datetime, UUID]:
     """Total order: clinical date, time of day (date-only first), then recording, then id."""
     occurred = event.occurred_at
     moment = occurred.time() if isinstance(occurred, datetime) else time.min
-    return (event.occurred_on, moment, event.recorded_at, str(event.event_id))
+    return (event.occurred_on, moment, event.recorded_at, event.event_id)
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,16 @@ EVERYTHING = View()
 def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View = EVERYTHING
                   ) -> PatientHistory:
     """Apply ``view`` and retractions, drop repeated event ids, sort by clinical time."""
-    unique: dict[str, ClinicalEvent] = {}
+    unique: dict[UUID, ClinicalEvent] = {}
     for event in events:
         if view.known_at is not None and event.recorded_at > view.known_at:
             continue
-        key = str(event.event_id)
+        key = event.event_id
         kept = unique.get(key)
         if kept is None or clinical_sort_key(event) < clinical_sort_key(kept):
             unique[key] = event  # the same id twice is one fact; keep a deterministic one
     retractions = [e for e in unique.values() if isinstance(e, EventRetracted)]
-    retracted = {str(r.payload.target_event_id) for r in retractions}
+    retracted = {r.payload.target_event_id for r in retractions}
     facts = [
         e for key, e in unique.items()
         if key not in retracted
@@ -68,7 +69,7 @@ def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View =
     facts.sort(key=clinical_sort_key)
     unknown = tuple(
         sorted(
-            (r for r in retractions if str(r.payload.target_event_id) not in unique),
+            (r for r in retractions if r.payload.target_event_id not in unique),
             key=clinical_sort_key,
         )
     )

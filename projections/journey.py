@@ -95,6 +95,12 @@ class Journey:
     due: tuple[DueAssessment, ...]
     findings: tuple[Finding, ...]
     profile: ReceptorProfile | None  # of the inclusion IHC
+    empty: bool = False  # no fact in view (all retracted, or recorded after known_at)
+
+    @property
+    def reportable(self) -> bool:
+        """Whether the patient appears in the analytic outputs at all."""
+        return not (self.erased or self.empty)
 
 
 def _anchor(items: list[IhcRecorded] | list[VisceralCrisisAssessed], first_start: date | None
@@ -219,4 +225,5 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
         due=tuple(due_assessments(facts, group, lines, s)),
         findings=tuple(sorted(set(findings))),
         profile=profile,
+        empty=not history.events,
     )

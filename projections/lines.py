@@ -69,7 +69,9 @@ def derive_lines(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
         ref = event.payload.line_ref
         if isinstance(event, LineStarted):
             if ref in by_ref:
-                findings.append(Finding(pid, FindingKind.REPEATED_LINE_REF, str(event.event_id), ref))
+                findings.append(
+                    Finding(pid, FindingKind.REPEATED_LINE_REF, str(event.event_id), ref)
+                )
                 continue
             state = _Open(event, _drugs(event.payload.drugs))
             for drug in state.drugs.values():

@@ -1,0 +1,5 @@
+"""``python -m mbcjourney`` is the ``journey`` command."""
+
+from mbcjourney.cli import main
+
+main()
