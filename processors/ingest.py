@@ -16,8 +16,8 @@ import structlog
 
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent
-from mbcjourney.events.codec import decode_with_body
 from mbcjourney.events.catalogue import PatientIncluded
+from mbcjourney.events.codec import decode_with_body
 from mbcjourney.processors.eventlog import DeadLetter, SqlEventLog
 
 log = structlog.get_logger(__name__)
@@ -56,11 +56,19 @@ def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
             yield number, stripped
 
 
-class BirthYearCheck:
-    """Rejects facts dated before the patient's birth year, when the inclusion is known."""
+BirthYearLookup = Callable[[set[str]], dict[str, int]]
 
-    def __init__(self, event_log: SqlEventLog) -> None:
-        self._log = event_log
+
+class BirthYearCheck:
+    """Rejects facts dated before the patient's birth year, when the inclusion is known.
+
+    Inclusions seen so far are remembered; others are asked of ``lookup`` (the event
+    log) once per patient.  A fact that arrives before its patient's inclusion
+    cannot be checked here; the projection reports it as a finding instead.
+    """
+
+    def __init__(self, lookup: BirthYearLookup | None = None) -> None:
+        self._lookup = lookup
         self._years: dict[str, int] = {}
         self._looked_up: set[str] = set()
 
@@ -70,8 +78,8 @@ class BirthYearCheck:
             if isinstance(e, PatientIncluded):
                 self._years.setdefault(e.patient_id, e.payload.birth_year)
         unknown = {e.patient_id for e in batch} - self._looked_up - self._years.keys()
-        if unknown:
-            self._years.update(self._log.birth_years(unknown))
+        if unknown and self._lookup is not None:
+            self._years.update(self._lookup(unknown))
             self._looked_up |= unknown
 
     def check(self, event: ClinicalEvent) -> None:
@@ -92,7 +100,7 @@ def ingest_lines(
 ) -> IngestSummary:
     """Validate and append every line; dead-letter the bad ones with their original bytes."""
     summary = IngestSummary()
-    births = BirthYearCheck(event_log)
+    births = BirthYearCheck(event_log.birth_years)
     batch: list[tuple[int, bytes]] = []
 
     def flush() -> None:

@@ -45,7 +45,11 @@ class LineOutcome:
 
 
 def first_progression(line: Line, progression_dates: list[date]) -> date | None:
+    """First progression with ``start <= date <= next start``, not taken by the line before."""
+    claimed_by_previous = line.number > 1  # a progression on this start day is the previous line's
     for day in progression_dates:  # sorted
+        if day == line.start and claimed_by_previous:
+            continue
         if line.start <= day and (line.next_start is None or day <= line.next_start):
             return day
     return None

@@ -21,10 +21,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer, TopicPartition
 
-# Until tests/conftest.py registers the plugin for the whole suite; registering it twice
-# is harmless (pytest skips an already registered plugin).  Do not import from it here:
-# an import before registration defeats pytest's assertion rewriting (a warning = error).
-pytest_plugins = ["tests.fixtures.kafka"]
+# Fixtures come from the plugin tests.fixtures.kafka (registered in tests/conftest.py).
+# Do not import from it here: importing it before pytest registers it defeats assertion
+# rewriting (PytestAssertRewriteWarning, an error under filterwarnings=error).
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,67 @@
+"""Phases run in their own process by the harness: python -m bench.phases PHASE ARGS."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from datetime import UTC, datetime
+
+import orjson
+
+from bench.harness import emit, measure_here
+from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.processors.ingest import numbered_lines
+
+
+def read_file_baseline(path: str) -> int:
+    """Read the JSON Lines file and decode every line with orjson; nothing else."""
+    count = 0
+    with open(path, "rb") as stream:
+        for _, line in numbered_lines(stream):
+            try:
+                orjson.loads(line)
+            except orjson.JSONDecodeError:
+                pass
+            count += 1
+    return count
+
+
+def ingest(path: str, db: str) -> int:
+    engine = EmbeddedEngine(f"sqlite:///{db}")
+    with open(path, "rb") as stream:
+        summary = engine.ingest(numbered_lines(stream), origin="bench",
+                                received_at=datetime.now(UTC))
+    engine.close()
+    return summary.read
+
+
+def read_log_baseline(db: str) -> int:
+    """Read every stored event in patient order (as a rebuild does) and JSON-decode it."""
+    conn = sqlite3.connect(db)
+    count = 0
+    for (body,) in conn.execute("SELECT body FROM events ORDER BY patient_id, position"):
+        orjson.loads(body)
+        count += 1
+    conn.close()
+    return count
+
+
+def rebuild(db: str) -> int:
+    engine = EmbeddedEngine(f"sqlite:///{db}")
+    engine.rebuild()
+    count = engine.log.count()
+    engine.close()
+    return count
+
+
+PHASES = {
+    "read-file": ("read + JSON-decode file (baseline)", read_file_baseline),
+    "ingest": ("ingest into SQLite (validated)", ingest),
+    "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
+    "rebuild": ("rebuild projections from SQLite", rebuild),
+}
+
+if __name__ == "__main__":
+    name, *args = sys.argv[1:]
+    label, work = PHASES[name]
+    emit(measure_here(label, lambda: work(*args)))
