@@ -12,8 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
-from bench.harness import run_phase
 from bench.harness import report as print_report
+from bench.harness import run_phase
 from mbcjourney.simulate import SimulationSettings, write_cohort
 
 EVENTS_PER_PATIENT_GUESS = 20

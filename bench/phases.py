@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -18,10 +20,8 @@ def read_file_baseline(path: str) -> int:
     count = 0
     with open(path, "rb") as stream:
         for _, line in numbered_lines(stream):
-            try:
+            with contextlib.suppress(orjson.JSONDecodeError):
                 orjson.loads(line)
-            except orjson.JSONDecodeError:
-                pass
             count += 1
     return count
 
@@ -54,7 +54,7 @@ def rebuild(db: str) -> int:
     return count
 
 
-PHASES = {
+PHASES: dict[str, tuple[str, Callable[..., int]]] = {
     "read-file": ("read + JSON-decode file (baseline)", read_file_baseline),
     "ingest": ("ingest into SQLite (validated)", ingest),
     "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -185,9 +184,14 @@ class ProjectionStore:
             return [cls(*row) for row in result]
 
 
-@cache
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
 def _names(cls: type[Any]) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _as_dict(row: Any) -> dict[str, object]:

@@ -5,7 +5,8 @@
 * Group 2: paclitaxel or docetaxel + trastuzumab + pertuzumab.
 * Group 3: paclitaxel with or without bevacizumab.
 Bone-targeted agents (denosumab, zoledronic acid) are supportive care and never
-make a regimen discordant.  The result is ``None`` (unknown) when the group is
+make a regimen discordant; subcutaneous trastuzumab + pertuzumab (Phesgo) counts
+as both antibodies.  The result is ``None`` (unknown) when the group is
 unknown or no first line has started.
 """
 
@@ -16,13 +17,16 @@ from mbcjourney.events.vocabulary import DrugClass
 from mbcjourney.projections.receptors import Group
 
 _SUPPORTIVE = {DrugClass.BONE_TARGETED}
+# Fixed-dose combination products count as each of their components.
+_COMPONENTS = {"trastuzumab and pertuzumab subcutaneous": {"trastuzumab", "pertuzumab"}}
 
 
 def first_line_concordant(group: Group, visceral_crisis: bool, drugs: tuple[Drug, ...]
                           ) -> bool | None:
     if group is Group.UNKNOWN or not drugs:
         return None
-    names = {d.name for d in drugs if d.drug_class not in _SUPPORTIVE}
+    names = set[str]().union(*(_COMPONENTS.get(d.name, {d.name}) for d in drugs
+                               if d.drug_class not in _SUPPORTIVE))
     classes = {d.drug_class for d in drugs}
     if group is Group.HR_POSITIVE_HER2_NEGATIVE:
         if visceral_crisis:

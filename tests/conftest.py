@@ -1,7 +1,7 @@
 """Shared fixtures: real services come from tests/fixtures (infra/ scripts or testcontainers)."""
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.kafka"]
-
 from mbcjourney import logs
+
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.kafka"]
 
 logs.configure("warning")

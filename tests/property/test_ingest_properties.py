@@ -33,14 +33,16 @@ def cohorts(draw: st.DrawFn) -> list[ClinicalEvent]:
         day = start
         for ref in range(draw(st.integers(0, 3))):
             day += draw(st.integers(1, 200))
-            events.append(b.line(_day(day), f"L{ref}", *draw(st.sampled_from(
-                [("Taxol", "Avastin"), ("Femara", "Ibrance"), ("Herceptin", "Perjeta", "Taxotere")]))))
+            regimen = draw(st.sampled_from([
+                ("Taxol", "Avastin"), ("Femara", "Ibrance"), ("Herceptin", "Perjeta", "Taxotere"),
+            ]))
+            events.append(b.line(_day(day), f"L{ref}", *regimen))
             for _ in range(draw(st.integers(0, 3))):
                 day += draw(st.integers(1, 90))
                 events.append(b.imaging(_day(day), draw(st.sampled_from(["SD", "PR", "PD", None]))))
         if draw(st.booleans()):
             events.append(b.death(_day(day + draw(st.integers(0, 100)))))
-        if events and draw(st.booleans()):
+        if draw(st.booleans()) and len(events) > 1:
             events.append(b.retract(_day(day), events[-2]))
     return events
 

@@ -9,8 +9,11 @@ May 31, Jun 30, Jul 31, Aug 31 days.  Intervals: 8 weeks = 56 days, 12 weeks =
 Unless a test says otherwise, every fact is recorded at noon UTC on the day it
 occurred (so ``overdue_view(as_of)`` and ``known_at`` see it from that day on).
 
-Tests marked ``xfail(strict=True)`` are places where the implementation
-disagrees with the specification; they are reported to the lead, not fixed here.
+Where the implementation disagrees with the specification a test is marked
+``xfail(strict=True)`` and reported to the lead, never fixed here.  None is at
+present: the one found (a progression on line k+1's start day also counted for
+line k+1) was fixed in dd8fb11.  Tests whose docstring starts "Interpretation"
+pin a reading of a point the specification leaves open.
 """
 
 from __future__ import annotations
@@ -115,12 +118,11 @@ def test_progression_on_next_line_start_day_goes_to_the_earlier_line() -> None:
     assert (row.end_date, row.end_reason) == (d("2025-04-14"), "progression")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DESIGN s8: 'a tie with the next line's start goes to the earlier line'; "
-    "outcomes.first_progression also gives the tie-day progression to the next line "
-    "(line 2 progression_date 2025-04-14, TTP 0 days, event)"))
 def test_progression_on_next_line_start_day_is_not_the_next_lines() -> None:
     """The same tie-day progression must not also count for line 2.
+
+    (Found failing against 49b5497: line 2 had progression 2025-04-14, TTP 0 days
+    with an event; fixed in dd8fb11.)
 
     Line 2 starts 2025-04-14; its only candidate progression (2025-04-14) went to
     line 1.  No tumour assessment within line 2 -> TTP censored at the line start:
@@ -132,6 +134,24 @@ def test_progression_on_next_line_start_day_is_not_the_next_lines() -> None:
     assert (row.ttp_days, row.ttp_event) == (0, False)
     assert (row.pfs_days, row.pfs_event) == (0, False)
     assert (row.ttnt_days, row.ttnt_event) == (0, False)
+
+
+def test_recist_pd_on_next_line_start_day_is_a_progression_of_the_earlier_line() -> None:
+    """CT with RECIST PD on 2025-04-14 = line 2's start (line 1 from 2025-01-13).
+
+    As a progression it takes the tie rule: line 1's, 91 days (Jan 13 -> Apr 14),
+    event; line 2 has none.  As a tumour assessment it is "within" line 2
+    (start_2 <= date), so line 2's best response is PD and line 1 has no best
+    response (no other imaging).
+    """
+    p = Patient()
+    events = [*start(p, GROUP3), p.line(L1, "L1", "paclitaxel"), p.imaging("2025-04-14", "PD"),
+              p.line("2025-04-14", "L2", "capecitabine")]
+    j = journey(events)
+    first, second = line(j, 1), line(j, 2)
+    assert (first.progression_date, first.ttp_days, first.ttp_event) == (d("2025-04-14"), 91, True)
+    assert (second.progression_date, second.ttp_days, second.ttp_event) == (None, 0, False)
+    assert (first.best_response, second.best_response) == (None, "PD")
 
 
 def test_progression_before_any_imaging() -> None:
@@ -504,7 +524,7 @@ def test_late_ihc_before_it_is_known() -> None:
 
     The inclusion IHC is the last dated on or before line 1's start (2025-01-13)
     among those known: the 2024-12-02 one -> group 3, HR negative, HER2 negative,
-    not HER2-low.  Letrozole + palbociclib is not paclitacel +/- bevacizumab:
+    not HER2-low.  Letrozole + palbociclib is not paclitaxel +/- bevacizumab:
     discordant.  Imaging (group 3: 8 weeks) from the inclusion date, no imaging:
     2025-01-06 + 56 = Jan 31 is +25, Feb 28 is +53, Mar 3 is +56 -> 2025-03-03.
     """
@@ -574,6 +594,21 @@ def test_inclusion_ihc_without_any_line_is_the_last_so_far() -> None:
     assert (pr.group, pr.status, pr.first_line_concordant) == ("1", "not_started", "unknown")
 
 
+def test_no_ihc_at_all_gives_unknown_group_and_the_shortest_interval() -> None:
+    """Included 2025-01-06, line 1 letrozole + palbociclib, no ihc.recorded: group,
+    HR and HER2 "unknown", HER2-low empty, a no_inclusion_ihc finding, concordance
+    unknown; imaging at the shortest interval, 8 weeks from the inclusion date:
+    2025-03-03, window end 2025-03-17."""
+    p = Patient()
+    j = journey([p.included(INCLUDED), p.line(L1, "L1", "letrozole", "palbociclib")])
+    pr = j.patient
+    assert (pr.group, pr.hr_status, pr.her2_status, pr.her2_low, pr.first_line_concordant) == (
+        "unknown", "unknown", "unknown", None, "unknown")
+    assert len(findings(j, FindingKind.NO_INCLUSION_IHC)) == 1
+    assert due(j, Assessment.IMAGING) == DueAssessment(
+        PID, Assessment.IMAGING, None, d("2025-03-03"), d("2025-03-17"))
+
+
 @pytest.mark.parametrize(
     ("later", "converted"),
     [
@@ -612,14 +647,15 @@ def test_receptor_conversion_ignores_ihc_dated_before_the_inclusion_ihc() -> Non
 
 def test_pending_her2_later_resolved_is_not_a_conversion() -> None:
     """Interpretation (spec ambiguous): inclusion IHC 2025-01-06 HER2 2+ without ISH
-    (pending, group unknown, finding her2_pending); IHC 2025-06-02 HER2 3+.
+    (pending, group unknown, finding her2_pending); IHC 2025-06-02 ER 90 %, PR 50 %
+    (HR unchanged), HER2 3+.
 
     "Pending" is the absence of a result, not a status one converts from, so no
     conversion; the inclusion group stays unknown.
     """
     p = Patient()
     events = [*start(p, UNKNOWN), p.line(L1, "L1", "letrozole", "palbociclib"),
-              p.ihc("2025-06-02", **GROUP2)]
+              p.ihc("2025-06-02", er=90, pr=50, her2="3+")]
     j = journey(events)
     assert (j.patient.group, j.patient.her2_status, j.patient.receptor_conversion) == (
         "unknown", "pending", False)
@@ -825,6 +861,20 @@ def test_cutoff_is_inclusive() -> None:
     assert j.patient.status == "between_lines"
 
 
+def test_a_retraction_dated_after_the_cutoff_still_corrects_the_record() -> None:
+    """Interpretation: progression 2025-03-17 entered in error, retracted on 2025-08-04;
+    cut-off 2025-06-30.  The retraction corrects the record rather than observing a
+    clinical fact, so it applies whatever its date: no progression; TTP censored at
+    the CT 2025-03-10 (56 days).  (What was believed before the correction is
+    ``known_at``'s job.)"""
+    p = Patient()
+    wrong = p.progression("2025-03-17")
+    events = [*start(p, GROUP3), p.line(L1, "L1", "paclitaxel"), p.imaging("2025-03-10", "SD"),
+              wrong, p.retract("2025-08-04", wrong)]
+    row = line(journey(events, cutoff="2025-06-30"), 1)
+    assert (row.progression_date, row.ttp_days, row.ttp_event) == (None, 56, False)
+
+
 def test_known_at_is_inclusive_of_the_recording_instant() -> None:
     """Progression 2025-03-17 recorded 2025-03-28T08:00Z.  Known at exactly that
     instant it counts (63 days, event); one microsecond earlier it does not."""
@@ -840,8 +890,7 @@ def test_known_at_is_inclusive_of_the_recording_instant() -> None:
 # --- assessment schedule: imaging ------------------------------------------------------
 
 
-def _overdue_history() -> list[ClinicalEvent]:
-    p = Patient()
+def _overdue_history(p: Patient) -> list[ClinicalEvent]:
     return [*start(p, GROUP3), p.line(L1, "L1", "paclitaxel"), p.imaging("2025-03-03", "SD")]
 
 
@@ -849,15 +898,15 @@ def test_imaging_overdue_exactly_at_window_end_is_not_overdue() -> None:
     """Group 3: 8 weeks.  Last CT 2025-03-03 + 56 = (Mar 31 +28, Apr 28 +56) 2025-04-28;
     window end + 14 = 2025-05-12.  As of 2025-05-12: as-of > window_end is false ->
     not overdue, nothing listed."""
-    j = journey(_overdue_history())
+    j = journey(_overdue_history(Patient()))
     assert due(j, Assessment.IMAGING) == DueAssessment(
         PID, Assessment.IMAGING, d("2025-03-03"), d("2025-04-28"), d("2025-05-12"))
-    assert overdue(_overdue_history(), "2025-05-12") == []
+    assert overdue(_overdue_history(Patient()), "2025-05-12") == []
 
 
 def test_imaging_overdue_one_day_after_window_end() -> None:
     """As of 2025-05-13: 2025-05-13 - 2025-05-12 = 1 day overdue."""
-    rows = overdue(_overdue_history(), "2025-05-13")
+    rows = overdue(_overdue_history(Patient()), "2025-05-13")
     assert [(r.assessment, r.last_done, r.due_date, r.window_end, n) for r, n in rows] == [
         (Assessment.IMAGING, d("2025-03-03"), d("2025-04-28"), d("2025-05-12"), 1)]
 
@@ -870,7 +919,7 @@ def test_overdue_ignores_facts_recorded_after_as_of() -> None:
     (Apr 30 +10, May 31 +41, Jun 15 +56) 2025-06-15, not overdue.
     """
     p = Patient()
-    events = [*_overdue_history(), p.imaging("2025-04-20", "SD", recorded="2025-05-14T08:00:00Z")]
+    events = [*_overdue_history(p), p.imaging("2025-04-20", "SD", recorded="2025-05-14T08:00:00Z")]
     assert [n for _, n in overdue(events, "2025-05-13")] == [1]
     assert overdue(events, "2025-05-14") == []
 
@@ -952,7 +1001,8 @@ def test_group1_interval_between_lines_is_not_chemotherapy() -> None:
 def test_bone_scan_is_not_a_tumour_assessment_for_the_imaging_schedule() -> None:
     """CT 2025-03-03, bone scan 2025-03-31 (bone metastases): imaging still runs from
     the CT (last_done 2025-03-03, due 2025-04-28); the bone scan schedule from the scan:
-    2025-03-31 + 168 = (Apr 30 +30, May 31 +61, Jun 30 +91, Jul 31 +122, Sep 15 +168)
+    2025-03-31 + 168 = (Apr 30 +30, May 31 +61, Jun 30 +91, Jul 31 +122, Aug 31 +153,
+    Sep 15 +168)
     2025-09-15, window end 2025-09-29."""
     p = Patient()
     events = [*start(p, GROUP3, sites=("bone", "liver")), p.line(L1, "L1", "paclitaxel"),
@@ -1004,8 +1054,8 @@ def test_bone_scan_due_from_the_last_bone_scan() -> None:
 # --- assessment schedule: biopsy -------------------------------------------------------
 
 
-def _progressed(*extra: str) -> list[ClinicalEvent]:
-    p = Patient()
+def _progressed(*extra: str, p: Patient | None = None) -> list[ClinicalEvent]:
+    p = p or Patient()
     events = [*start(p, GROUP3), p.line(L1, "L1", "paclitaxel"), p.imaging("2025-03-03", "SD"),
               p.progression("2025-03-17")]
     events += [p.biopsy(day) for day in extra]
@@ -1047,7 +1097,7 @@ def test_biopsy_due_from_the_latest_progression() -> None:
     progression): due 2025-06-02 + 42 = (Jun 30 +28, Jul 14 +42) 2025-07-14,
     last_done 2025-03-20."""
     p = Patient()
-    events = [*_progressed("2025-03-20"), p.imaging("2025-06-02", "PD")]
+    events = [*_progressed("2025-03-20", p=p), p.imaging("2025-06-02", "PD")]
     assert due(journey(events), Assessment.BIOPSY) == DueAssessment(
         PID, Assessment.BIOPSY, d("2025-03-20"), d("2025-07-14"), d("2025-07-14"))
 
@@ -1059,7 +1109,7 @@ def test_assessments_are_overdue_the_day_before_death() -> None:
     """As of 2025-06-01 (death on 2025-06-02 not yet occurred): the CT of 2025-03-03
     window ended 2025-05-12 -> May 12 -> May 31 = 19, + 1 = 20 days overdue."""
     p = Patient()
-    events = [*_overdue_history(), p.death("2025-06-02")]
+    events = [*_overdue_history(p), p.death("2025-06-02")]
     assert [(r.assessment, n) for r, n in overdue(events, "2025-06-01")] == [
         (Assessment.IMAGING, 20)]
 
