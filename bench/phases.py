@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 
 from bench.harness import emit, measure_here
-from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.engine import EmbeddedEngine, decode_workers
 from mbcjourney.processors.ingest import numbered_lines
 
 
@@ -30,7 +30,7 @@ def ingest(path: str, db: str) -> int:
     engine = EmbeddedEngine(f"sqlite:///{db}")
     with open(path, "rb") as stream:
         summary = engine.ingest(numbered_lines(stream), origin="bench",
-                                received_at=datetime.now(UTC))
+                                received_at=datetime.now(UTC), workers=decode_workers(1 << 30))
     engine.close()
     return summary.read
 

@@ -8,7 +8,6 @@ zone-aware instant (kept in the zone it was sent in); it is what "as known on da
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import cached_property
 from typing import Annotated, ClassVar
 from uuid import UUID
 
@@ -77,6 +76,6 @@ class Envelope(BaseModel):
     recorded_at: RecordedTime
     source: Source
 
-    @cached_property
+    @property
     def occurred_on(self) -> date:
         return clinical_date(self.occurred_at)

@@ -19,7 +19,7 @@ import structlog
 from tqdm import tqdm
 
 from mbcjourney import logs
-from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.engine import EmbeddedEngine, decode_workers
 from mbcjourney.errors import JourneyError
 from mbcjourney.exports import FORMATS, write_table
 from mbcjourney.processors.ingest import IngestSummary, numbered_lines
@@ -159,7 +159,8 @@ def _ingest_stream(ctx: Context, engine: EmbeddedEngine, stream: BinaryIO, origi
                    total: int | None) -> IngestSummary:
     with ctx.progress(total, "ev", "ingest") as advance:
         summary = engine.ingest(numbered_lines(stream), origin=origin,
-                                received_at=datetime.now(UTC), on_batch=advance)
+                                received_at=datetime.now(UTC), on_batch=advance,
+                                workers=decode_workers(total))
     with ctx.progress(len(summary.patients), "pt", "project") as advance:
         engine.catch_up(on_patients=advance)
     return summary

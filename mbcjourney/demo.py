@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.engine import EmbeddedEngine, decode_workers
 from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.settings import ClinicalSettings
 from mbcjourney.simulate import SimulationSettings, write_cohort
@@ -56,7 +56,8 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
     try:
         with cohort.open("rb") as stream, progress(simulated.events, "ev", "ingest") as advance:
             summary = engine.ingest(numbered_lines(stream), origin=cohort.name,
-                                    received_at=datetime.now(UTC), on_batch=advance)
+                                    received_at=datetime.now(UTC), on_batch=advance,
+                                    workers=decode_workers(simulated.events))
         with progress(len(summary.patients), "pt", "project") as advance:
             engine.catch_up(on_patients=advance)
         patient_rows = engine.patient_rows()

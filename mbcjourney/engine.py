@@ -8,12 +8,14 @@ records the last log position it has projected, and catches up before it is read
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
 import structlog
 
 from mbcjourney.events import ClinicalEvent
+from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ingest_lines
@@ -28,6 +30,14 @@ log = structlog.get_logger(__name__)
 
 CONSUMER = "embedded"
 WRITE_BATCH = 2000  # patients per store transaction
+PARALLEL_FROM_LINES = 50_000  # below this, starting decode processes costs more than it saves
+
+
+def decode_workers(lines: int | None) -> int:
+    """Decode processes for an input of ``lines`` (unknown size: none)."""
+    if lines is None or lines < PARALLEL_FROM_LINES:
+        return 0
+    return max(1, (os.cpu_count() or 1) - 1)
 
 Progress = Callable[[int], None]
 
@@ -79,9 +89,9 @@ class EmbeddedEngine:
     # --- writing ---------------------------------------------------------------
 
     def ingest(self, lines: Iterable[tuple[int, bytes]], *, origin: str, received_at: datetime,
-               on_batch: Progress | None = None) -> IngestSummary:
+               on_batch: Progress | None = None, workers: int = 0) -> IngestSummary:
         return ingest_lines(lines, self.log, origin=origin, received_at=received_at,
-                            on_batch=on_batch)
+                            on_batch=on_batch, workers=workers)
 
     def catch_up(self, on_patients: Progress | None = None) -> int:
         """Re-project every patient with events the store has not seen; returns how many."""
@@ -90,14 +100,15 @@ class EmbeddedEngine:
         if not patient_ids:
             return 0
         batch: list[Journey] = []
-        for patient_id, events in self.log.histories(patient_ids):
-            batch.append(project(patient_id, events, self.settings))
-            if len(batch) >= WRITE_BATCH:
-                self.store.write(batch)
-                if on_patients:
-                    on_patients(len(batch))
-                batch = []
-        self.store.write(batch, [Checkpoint(CONSUMER, 0, last)])
+        with bulk_allocation():
+            for patient_id, events in self.log.histories(patient_ids):
+                batch.append(project(patient_id, events, self.settings))
+                if len(batch) >= WRITE_BATCH:
+                    self.store.write(batch)
+                    if on_patients:
+                        on_patients(len(batch))
+                    batch = []
+            self.store.write(batch, [Checkpoint(CONSUMER, 0, last)])
         if on_patients:
             on_patients(len(batch))
         log.info("projections.caught_up", patients=len(patient_ids), position=last)
@@ -110,15 +121,16 @@ class EmbeddedEngine:
         last = self.log.last_position()
         count = 0
         batch: list[Journey] = []
-        for patient_id, events in self.log.histories():
-            batch.append(project(patient_id, events, self.settings))
-            if len(batch) >= WRITE_BATCH:
-                self.store.write(batch, replace=False)
-                count += len(batch)
-                if on_patients:
-                    on_patients(len(batch))
-                batch = []
-        self.store.write(batch, [Checkpoint(CONSUMER, 0, last)], replace=False)
+        with bulk_allocation():
+            for patient_id, events in self.log.histories():
+                batch.append(project(patient_id, events, self.settings))
+                if len(batch) >= WRITE_BATCH:
+                    self.store.write(batch, replace=False)
+                    count += len(batch)
+                    if on_patients:
+                        on_patients(len(batch))
+                    batch = []
+            self.store.write(batch, [Checkpoint(CONSUMER, 0, last)], replace=False)
         count += len(batch)
         if on_patients:
             on_patients(len(batch))

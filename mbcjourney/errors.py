@@ -39,6 +39,10 @@ class InvalidEvent(JourneyError):
         self.event_type = event_type
         super().__init__("; ".join(str(e) for e in errors))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the field errors when crossing a process boundary (parallel ingest).
+        return (_invalid_event, (self.errors, self.event_type))
+
     @property
     def reason_code(self) -> str:
         """A short, stable, value-free key for counting rejections by reason."""
@@ -48,6 +52,10 @@ class InvalidEvent(JourneyError):
     @classmethod
     def single(cls, field: str, reason: str, *, event_type: str | None = None) -> InvalidEvent:
         return cls([FieldError(field, reason)], event_type=event_type)
+
+
+def _invalid_event(errors: list[FieldError], event_type: str | None) -> InvalidEvent:
+    return InvalidEvent(errors, event_type=event_type)
 
 
 class EventConflict(JourneyError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -75,11 +75,30 @@ _IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
 
 
 def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
-def _as_event(stored: ClinicalEvent | bytes) -> ClinicalEvent:
-    return decode_stored(stored) if isinstance(stored, bytes) else stored
+class EventRow(NamedTuple):
+    """One row of the events table, in column order (built where the event is decoded)."""
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    patient_id: str
+    occurred_on: str
+    recorded_at: str
+    content_hash: str
+    body: str
+
+
+def event_row(event: ClinicalEvent, body: bytes) -> EventRow:
+    return EventRow(
+        str(event.event_id), event.event_type, event.schema_version, event.patient_id,
+        event.occurred_on.isoformat(), _utc_text(event.recorded_at), body_hash(body),
+        body.decode(),
+    )
 
 
 @dataclass(frozen=True)
@@ -123,14 +142,6 @@ class StoredEvent:
     event: ClinicalEvent
 
 
-class EventLog(Protocol):
-    """The port every event-log adapter implements (SQL here, Kafka in processors)."""
-
-    def append(self, events: Sequence[ClinicalEvent], bodies: Sequence[bytes] | None = None
-               ) -> AppendOutcome: ...
-    def read(self, after: int = 0) -> Iterator[StoredEvent]: ...
-
-
 class SqlEventLog:
     """The event log on SQLite or PostgreSQL through SQLAlchemy Core."""
 
@@ -149,48 +160,55 @@ class SqlEventLog:
         ``bodies`` are the validated JSON bytes of each event as received (see
         ``decode_with_body``); without them the canonical encoding is stored.
         """
-        outcome = AppendOutcome()
-        if not events:
-            return outcome
         if bodies is None:
             bodies = [encode_event(e) for e in events]
+        rows = [event_row(e, b) for e, b in zip(events, bodies, strict=True)]
+        accepted, duplicates, conflicts = self.append_rows(rows)
+        taken = set(accepted)
+        return AppendOutcome(
+            accepted=[e for i, e in enumerate(events) if i in taken],
+            duplicates=duplicates,
+            conflicts=[events[i] for i in conflicts],
+        )
+
+    def append_rows(self, rows: Sequence[EventRow]) -> tuple[list[int], int, list[int]]:
+        """Append prepared rows; returns (accepted indices, duplicate count, conflict indices)."""
+        accepted: list[int] = []
+        conflicts: list[int] = []
+        duplicates = 0
+        if not rows:
+            return accepted, duplicates, conflicts
         with self.engine.begin() as conn:
-            ids = [str(e.event_id) for e in events]
-            known: dict[str, tuple[str, ClinicalEvent | bytes]] = {}
-            unique_ids = list(set(ids))
+            known: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, body)
+            unique_ids = list({r.event_id for r in rows})
             for i in range(0, len(unique_ids), _IN_CHUNK):
-                rows = conn.execute(
+                found = conn.execute(
                     select(events_table.c.event_id, events_table.c.content_hash,
                            events_table.c.body).where(
                         events_table.c.event_id.in_(unique_ids[i : i + _IN_CHUNK])
                     )
                 )
-                known.update({r.event_id: (r.content_hash, r.body.encode()) for r in rows})
+                known.update({r.event_id: (r.content_hash, r.body) for r in found})
             new_rows = []
-            for event_id, event, body in zip(ids, events, bodies, strict=True):
-                digest = body_hash(body)
-                previous = known.get(event_id)
+            for index, row in enumerate(rows):
+                previous = known.get(row.event_id)
                 if previous is None:
-                    known[event_id] = (digest, event)
-                    outcome.accepted.append(event)
-                    new_rows.append((
-                        event_id, event.event_type, event.schema_version, event.patient_id,
-                        event.occurred_on.isoformat(), _utc_text(event.recorded_at), digest,
-                        body.decode(),
-                    ))
-                elif previous[0] == digest or same_fact(_as_event(previous[1]), event):
-                    outcome.duplicates += 1
+                    known[row.event_id] = (row.content_hash, row.body)
+                    accepted.append(index)
+                    new_rows.append(row)
+                elif previous[0] == row.content_hash or same_fact(
+                        decode_stored(previous[1]), decode_stored(row.body)):
+                    duplicates += 1
                 else:
-                    outcome.conflicts.append(event)
+                    conflicts.append(index)
             if new_rows:
                 conn.exec_driver_sql(self._insert_sql, new_rows)
-        return outcome
+        return accepted, duplicates, conflicts
 
     @property
     def _insert_sql(self) -> str:
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        columns = ("event_id", "event_type", "schema_version", "patient_id", "occurred_on",
-                   "recorded_at", "content_hash", "body")
+        columns = EventRow._fields
         return (f"INSERT INTO events ({', '.join(columns)}) "
                 f"VALUES ({', '.join([marker] * len(columns))})")
 

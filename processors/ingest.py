@@ -6,8 +6,10 @@ summary counts accepted events, duplicates and rejections by reason.
 
 from __future__ import annotations
 
-from collections import Counter
+import multiprocessing
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO
@@ -18,7 +20,8 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_with_body
-from mbcjourney.processors.eventlog import DeadLetter, SqlEventLog
+from mbcjourney.processors.bulk import bulk_allocation
+from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
 
 log = structlog.get_logger(__name__)
 
@@ -72,21 +75,104 @@ class BirthYearCheck:
         self._years: dict[str, int] = {}
         self._looked_up: set[str] = set()
 
-    def prepare(self, events: Iterable[ClinicalEvent]) -> None:
-        batch = list(events)
-        for e in batch:
-            if isinstance(e, PatientIncluded):
-                self._years.setdefault(e.patient_id, e.payload.birth_year)
-        unknown = {e.patient_id for e in batch} - self._looked_up - self._years.keys()
+    def learn(self, patients: Iterable[tuple[str, int | None]]) -> None:
+        """Remember inclusions (patient, birth year or None) and look the others up."""
+        batch = list(patients)
+        for patient_id, birth_year in batch:
+            if birth_year is not None:
+                self._years.setdefault(patient_id, birth_year)
+        unknown = {p for p, _ in batch} - self._looked_up - self._years.keys()
         if unknown and self._lookup is not None:
             self._years.update(self._lookup(unknown))
             self._looked_up |= unknown
 
+    def violated(self, patient_id: str, year: int) -> bool:
+        known = self._years.get(patient_id)
+        return known is not None and year < known
+
+    def prepare(self, events: Iterable[ClinicalEvent]) -> None:
+        self.learn((e.patient_id, _birth_year(e)) for e in events)
+
     def check(self, event: ClinicalEvent) -> None:
-        year = self._years.get(event.patient_id)
-        if year is not None and event.occurred_on.year < year:
-            raise InvalidEvent.single("occurred_at", "before the patient's birth year",
-                                      event_type=event.event_type)
+        if self.violated(event.patient_id, event.occurred_on.year):
+            raise before_birth(event.event_type)
+
+
+def before_birth(event_type: str | None) -> InvalidEvent:
+    return InvalidEvent.single("occurred_at", "before the patient's birth year",
+                               event_type=event_type)
+
+
+def _birth_year(event: ClinicalEvent) -> int | None:
+    return event.payload.birth_year if isinstance(event, PatientIncluded) else None
+
+
+# --- decoding, possibly in worker processes ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded line, reduced to what the writer needs (cheap to send between processes)."""
+
+    index: int  # position in its batch
+    row: EventRow
+    birth_year: int | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    index: int
+    error: InvalidEvent
+
+
+def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime
+                  ) -> tuple[list[Prepared], list[Refused]]:
+    """Validate a batch of lines into event rows (pure; runs in a worker process for big inputs)."""
+    prepared: list[Prepared] = []
+    refused: list[Refused] = []
+    for index, (_, raw) in enumerate(batch):
+        try:
+            event, body = decode_with_body(raw, received_at=received_at)
+        except InvalidEvent as error:
+            refused.append(Refused(index, error))
+            continue
+        prepared.append(Prepared(index, event_row(event, body), _birth_year(event)))
+    return prepared, refused
+
+
+def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    for item in lines:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+PreparedBatch = tuple[list[tuple[int, bytes]], tuple[list[Prepared], list[Refused]]]
+
+
+def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: datetime,
+                      workers: int) -> Iterator[PreparedBatch]:
+    """Decode batches in order, inline or in ``workers`` processes with bounded read-ahead."""
+    if workers <= 0:
+        for batch in batches:
+            yield batch, prepare_batch(batch, received_at)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[tuple[list[tuple[int, bytes]], Future[tuple[list[Prepared],
+                                                                     list[Refused]]]]] = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(prepare_batch, batch, received_at)))
+            if len(pending) > 2 * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
 def ingest_lines(
@@ -97,57 +183,49 @@ def ingest_lines(
     received_at: datetime,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 0,
 ) -> IngestSummary:
-    """Validate and append every line; dead-letter the bad ones with their original bytes."""
+    """Validate and append every line; dead-letter the bad ones with their original bytes.
+
+    ``workers`` > 0 decodes in that many processes while this one writes: worth it
+    for large files (start-up costs about a second), never needed for correctness.
+    """
     summary = IngestSummary()
     births = BirthYearCheck(event_log.birth_years)
-    batch: list[tuple[int, bytes]] = []
+    with bulk_allocation():
+        for batch, (prepared, refused) in _prepared_batches(
+                _batches(lines, batch_size), received_at, workers):
+            summary.read += len(batch)
+            letters: list[DeadLetter] = []
 
-    def flush() -> None:
-        decoded: list[tuple[int, bytes, ClinicalEvent, bytes]] = []
-        letters: list[DeadLetter] = []
+            def reject(index: int, error: InvalidEvent, batch: list[tuple[int, bytes]] = batch,
+                       letters: list[DeadLetter] = letters) -> None:
+                number, raw = batch[index]
+                summary.rejected[error.reason_code] += 1
+                letters.append(DeadLetter.of(raw, error, f"{origin}:{number}", received_at))
+                log.debug("event.rejected", origin=origin, line=number,
+                          event_type=error.event_type, reason=error.reason_code)
 
-        def reject(number: int, raw: bytes, error: InvalidEvent) -> None:
-            summary.rejected[error.reason_code] += 1
-            letters.append(DeadLetter.of(raw, error, f"{origin}:{number}", received_at))
-            log.debug("event.rejected", origin=origin, line=number, event_type=error.event_type,
-                     reason=error.reason_code)
-
-        for number, raw in batch:
-            try:
-                decoded.append((number, raw, *decode_with_body(raw, received_at=received_at)))
-            except InvalidEvent as error:
-                reject(number, raw, error)
-        births.prepare(e for _, _, e, _ in decoded)
-        valid: list[tuple[int, bytes, ClinicalEvent, bytes]] = []
-        for item in decoded:
-            try:
-                births.check(item[2])
-                valid.append(item)
-            except InvalidEvent as error:
-                reject(item[0], item[1], error)
-        outcome = event_log.append([v[2] for v in valid], [v[3] for v in valid])
-        conflicts = {id(e) for e in outcome.conflicts}
-        for number, raw, event, _ in valid:
-            if id(event) in conflicts:
-                reject(number, raw, InvalidEvent.single(
+            for refusal in refused:
+                reject(refusal.index, refusal.error)
+            births.learn((p.row.patient_id, p.birth_year) for p in prepared)
+            valid: list[Prepared] = []
+            for item in prepared:
+                if births.violated(item.row.patient_id, int(item.row.occurred_on[:4])):
+                    reject(item.index, before_birth(item.row.event_type))
+                else:
+                    valid.append(item)
+            accepted, duplicates, conflicts = event_log.append_rows([v.row for v in valid])
+            for i in conflicts:
+                reject(valid[i].index, InvalidEvent.single(
                     "event_id", "already stored with different content",
-                    event_type=event.event_type))
-        summary.accepted += len(outcome.accepted)
-        summary.duplicates += outcome.duplicates
-        summary.patients.update(e.patient_id for e in outcome.accepted)
-        event_log.dead_letter(letters)
-        if on_batch is not None:
-            on_batch(len(batch))
-        batch.clear()
-
-    for item in lines:
-        summary.read += 1
-        batch.append(item)
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
+                    event_type=valid[i].row.event_type))
+            summary.accepted += len(accepted)
+            summary.duplicates += duplicates
+            summary.patients.update(valid[i].row.patient_id for i in accepted)
+            event_log.dead_letter(letters)
+            if on_batch is not None:
+                on_batch(len(batch))
     log.info("ingest.done", origin=origin, **{k: v for k, v in summary.as_dict().items()
                                               if k != "rejected_by_reason"})
     return summary
