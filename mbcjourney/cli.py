@@ -13,14 +13,16 @@ from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from uuid import UUID
 
 import click
 import structlog
 from tqdm import tqdm
 
 from mbcjourney import logs
-from mbcjourney.engine import EmbeddedEngine, decode_workers
+from mbcjourney.engine import AlertRow, EmbeddedEngine, decode_workers
 from mbcjourney.errors import JourneyError
+from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
 from mbcjourney.processors.ingest import IngestSummary, numbered_lines
 from mbcjourney.projections import LineRow, PatientRow, View
@@ -376,6 +378,132 @@ def dead_letters_export(ctx: Context, db: str | None, output: Path) -> None:
         for letter in letters:
             out.write(letter.original.replace(b"\n", b" ") + b"\n")
     click.echo(f"wrote {len(letters)} dead letters to {output}")
+
+
+import mbcjourney.replay_cli  # noqa: E402, F401  (registers `journey replay`, `projections`)
+
+
+@cli.command()
+@db_option
+@view_options
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write; the pictures also go to <name>_files/ beside it.")
+@click.option("--as-of", "as_of", callback=_date, metavar="DATE",
+              help="Overdue counts as of DATE (default: the latest fact date).")
+@click.option("--panel-size", default=60, show_default=True, type=click.IntRange(1),
+              help="Patients per swimmer panel (one panel per group, sampled when larger).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed of the swimmer sample.")
+@pass_context
+def report(ctx: Context, db: str | None, cutoff: date | None, known_at: datetime | None,
+           output: Path, as_of: date | None, panel_size: int, seed: int) -> None:
+    """Self-contained HTML report for the study team: KM curves, swimmer plots, tables.
+
+    Example: journey report --db sqlite:///study.db --output report.html --cutoff 2026-06-30
+    """
+    try:
+        from mbcjourney.report import ReportOptions, write_report
+    except ImportError as exc:
+        raise JourneyError(f"journey report needs the 'report' extra (lifelines, matplotlib): "
+                           f"pip install 'mbc-journey[report]' ({exc})") from None
+    options = ReportOptions(View(cutoff, known_at), as_of, panel_size, seed)
+    engine = ctx.engine(db)
+    try:
+        with ctx.progress(None, "pt", "report") as advance:
+            summary = write_report(engine, output, options, on_patients=advance)
+    finally:
+        engine.close()
+    click.echo(f"wrote {summary.html} ({summary.patients} patients) and "
+               f"{len(summary.images)} pictures in {summary.html.stem}_files/", err=True)
+
+
+# --- alerts ------------------------------------------------------------------------
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--as-of", "as_of", callback=_date, metavar="DATE",
+              help="Alerts raised by DATE, with their status then (default: today, UTC).")
+@click.option("--open", "only_open", is_flag=True, help="Only alerts open (and not snoozed).")
+@click.option("--centre", metavar="C", help="Only patients of centre C.")
+@db_option
+@output_options
+@click.pass_context
+def alerts(click_ctx: click.Context, as_of: date | None, only_open: bool, centre: str | None,
+           db: str | None, fmt: str, output: Path | None) -> None:
+    """Overdue-assessment alerts: raised when a window passes, resolved when done.
+
+    Without a sub-command, lists every alert the live system had raised by
+    --as-of, exactly as it would have raised them from the same events.
+
+    Example: journey alerts --open --centre C01 --as-of 2026-03-01 --db sqlite:///study.db
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Context = click_ctx.obj
+    engine = ctx.engine(db)
+    try:
+        with ctx.progress(None, "pt", "alerts") as advance:
+            rows = engine.alerts(as_of or _today(), on_patients=advance)
+    finally:
+        engine.close()
+    rows = [r for r in rows if (not only_open or r.status == "open")
+            and (centre is None or r.centre == centre)]
+    _export(rows, AlertRow, fmt, output)
+
+
+def _find_alert(engine: EmbeddedEngine, alert_id: str) -> AlertRow:
+    for row in engine.alerts(_today()):
+        if row.alert_id == alert_id:
+            return row
+    raise click.BadParameter(f"no alert {alert_id} (see `journey alerts`)", param_hint="ID")
+
+
+@alerts.command("ack")
+@click.argument("alert_id", metavar="ID")
+@click.option("--by", required=True, metavar="NAME", help="Who acknowledges.")
+@db_option
+@pass_context
+def alerts_ack(ctx: Context, alert_id: str, by: str, db: str | None) -> None:
+    """Acknowledge alert ID (it stays open until the assessment is done).
+
+    Example: journey alerts ack 5e440762-75c2-53ea-a844-ec3aaf79ce29 --by "J. Martin"
+    """
+    engine = ctx.engine(db)
+    try:
+        row = _find_alert(engine, alert_id)
+        engine.actions.record(AlertAcknowledged(alert_id=UUID(row.alert_id),
+                                                patient_id=row.patient_id,
+                                                at=datetime.now(UTC), by=by))
+    finally:
+        engine.close()
+    click.echo(f"acknowledged {alert_id}")
+
+
+@alerts.command("snooze")
+@click.argument("alert_id", metavar="ID")
+@click.option("--until", "until", callback=_date, required=True, metavar="DATE",
+              help="Hide the alert from --open until this date (inclusive).")
+@click.option("--by", required=True, metavar="NAME", help="Who snoozes.")
+@db_option
+@pass_context
+def alerts_snooze(ctx: Context, alert_id: str, until: date, by: str, db: str | None) -> None:
+    """Snooze alert ID until DATE.
+
+    Example: journey alerts snooze 5e440762-75c2-53ea-a844-ec3aaf79ce29 --until 2026-04-01 --by JM
+    """
+    engine = ctx.engine(db)
+    try:
+        row = _find_alert(engine, alert_id)
+        engine.actions.record(AlertSnoozed(alert_id=UUID(row.alert_id),
+                                           patient_id=row.patient_id, at=datetime.now(UTC),
+                                           by=by, until=until))
+    finally:
+        engine.close()
+    click.echo(f"snoozed {alert_id} until {until}")
 
 
 def main() -> None:

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import structlog
 
 from mbcjourney.events import ClinicalEvent
+from mbcjourney.events.catalogue import PatientIncluded
+from mbcjourney.processors.alert_actions import AlertActionLog, AlertActions
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ingest_lines
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
+from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
 from mbcjourney.projections.findings import Finding
+from mbcjourney.projections.history import clinical_sort_key
 from mbcjourney.projections.journey import project_journey
 from mbcjourney.projections.schedule import DueAssessment
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -73,6 +78,33 @@ def overdue_rows(journeys: Iterable[Journey], as_of: date) -> list[tuple[DueAsse
     return sorted(rows, key=lambda r: (r[0].patient_id, r[0].assessment))
 
 
+@dataclass(frozen=True)
+class AlertRow:
+    """One row of ``journey alerts`` (column order is the contract)."""
+
+    alert_id: str
+    patient_id: str
+    centre: str | None
+    assessment: str
+    due_date: date
+    window_end: date
+    raised_on: date
+    status: str  # open | snoozed | resolved
+    resolved_on: date | None
+    acknowledged_by: str | None
+    snoozed_until: date | None
+
+
+def patient_alerts(patient_id: str, events: list[ClinicalEvent], as_of: date,
+                   settings: ClinicalSettings) -> list[AlertState]:
+    return alert_states(alert_timeline(patient_id, events, as_of, settings))
+
+
+def _centre(events: list[ClinicalEvent]) -> str | None:
+    inclusions = [e for e in events if isinstance(e, PatientIncluded)]
+    return min(inclusions, key=clinical_sort_key).payload.centre if inclusions else None
+
+
 class EmbeddedEngine:
     def __init__(self, db_url: str, settings: ClinicalSettings = DEFAULT_CLINICAL) -> None:
         self.db_url = db_url
@@ -80,8 +112,10 @@ class EmbeddedEngine:
         self.engine = make_engine(db_url)
         self.log = SqlEventLog(self.engine)
         self.store = ProjectionStore(self.engine)
+        self.actions = AlertActionLog(self.engine)
         self.log.create()
         self.store.create()
+        self.actions.create()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,3 +198,26 @@ class EmbeddedEngine:
 
     def overdue(self, as_of: date, view: View = EVERYTHING) -> list[tuple[DueAssessment, int]]:
         return overdue_rows(self.journeys(overdue_view(as_of, view)), as_of)
+
+    def alerts(self, as_of: date, on_patients: Progress | None = None) -> list[AlertRow]:
+        """Every alert the live system had raised by day ``as_of``, with its status then."""
+        actions = self.actions.latest(end_of_day(as_of))
+        rows = []
+        with bulk_allocation():
+            for patient_id, events in self.log.histories():
+                centre = _centre(events)
+                for alert in patient_alerts(patient_id, events, as_of, self.settings):
+                    done = actions.get(alert.alert_id, AlertActions())
+                    if not alert.is_open:
+                        status = "resolved"
+                    elif done.snoozed_until is not None and done.snoozed_until >= as_of:
+                        status = "snoozed"
+                    else:
+                        status = "open"
+                    rows.append(AlertRow(
+                        str(alert.alert_id), patient_id, centre, alert.assessment.value,
+                        alert.due_date, alert.window_end, alert.raised_on, status,
+                        alert.resolved_on, done.acknowledged_by, done.snoozed_until))
+                if on_patients:
+                    on_patients(1)
+        return rows

@@ -21,9 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
-from mbcjourney.events.catalogue import ClinicalEvent
+from mbcjourney.events.catalogue import (
+    BiomarkerRecorded,
+    ClinicalEvent,
+    ClinicalExamRecorded,
+    LabRecorded,
+    QuestionnaireRecorded,
+)
 from mbcjourney.projections.history import View, build_history
-from mbcjourney.projections.journey import project_journey
+from mbcjourney.projections.journey import schedule_only
 from mbcjourney.projections.schedule import Assessment, DueAssessment
 from mbcjourney.settings import ClinicalSettings
 
@@ -67,9 +73,12 @@ def overdue_on(due: Iterable[DueAssessment], day: date) -> dict[uuid.UUID, DueAs
 def due_as_of(patient_id: str, events: Iterable[ClinicalEvent], day: date,
               settings: ClinicalSettings) -> tuple[DueAssessment, ...]:
     """The schedule with now = ``day``: facts that occurred and were recorded by then."""
-    journey = project_journey(
-        build_history(patient_id, events, View(cutoff=day, known_at=_end_of(day))), settings)
-    return journey.due if journey.reportable else ()
+    history = build_history(patient_id, events, View(cutoff=day, known_at=_end_of(day)))
+    return schedule_only(history, settings)
+
+
+# Facts that can move a window; labs, exams, questionnaires and biomarkers cannot.
+_SCHEDULE_INERT = (LabRecorded, ClinicalExamRecorded, QuestionnaireRecorded, BiomarkerRecorded)
 
 
 def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
@@ -77,8 +86,11 @@ def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
     """Every alert transition of one patient up to and including day ``until``."""
     if not events:
         return []
-    known_days = sorted({e.recorded_at.astimezone(UTC).date() for e in events}
-                        | {e.occurred_on for e in events})
+    relevant = [e for e in events if not isinstance(e, _SCHEDULE_INERT)]
+    if not relevant:
+        return []
+    known_days = sorted({e.recorded_at.astimezone(UTC).date() for e in relevant}
+                        | {e.occurred_on for e in relevant})
     day = known_days[0]
     changes: list[AlertChange] = []
     open_alerts: dict[uuid.UUID, DueAssessment] = {}
@@ -101,3 +113,35 @@ def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
             break
         day = min(candidates)
     return changes
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Where one alert stands after its transitions."""
+
+    alert_id: uuid.UUID
+    patient_id: str
+    assessment: Assessment
+    due_date: date
+    window_end: date
+    raised_on: date
+    resolved_on: date | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_on is None
+
+
+def alert_states(changes: Iterable[AlertChange]) -> list[AlertState]:
+    """Fold transitions (in day order) into one state per alert."""
+    states: dict[uuid.UUID, AlertState] = {}
+    for c in changes:
+        if c.transition is Transition.RAISED:
+            states[c.alert_id] = AlertState(c.alert_id, c.patient_id, c.assessment, c.due_date,
+                                            c.window_end, c.on, None)
+        elif c.alert_id in states:
+            previous = states[c.alert_id]
+            states[c.alert_id] = AlertState(previous.alert_id, previous.patient_id,
+                                            previous.assessment, previous.due_date,
+                                            previous.window_end, previous.raised_on, c.on)
+    return sorted(states.values(), key=lambda a: (a.patient_id, a.assessment, a.due_date))

@@ -114,6 +114,26 @@ def _anchor(items: list[IhcRecorded] | list[VisceralCrisisAssessed], first_start
     return before[-1] if before else items[0]
 
 
+def inclusion_profile(facts: PatientFacts, lines: list[Line], s: ClinicalSettings
+                      ) -> tuple[IhcRecorded | None, ReceptorProfile | None]:
+    """The inclusion IHC and its receptor profile (None when no IHC is known)."""
+    anchor = _anchor(facts.ihcs, lines[0].start if lines else None)
+    if not isinstance(anchor, IhcRecorded):
+        return None, None
+    return anchor, classify(anchor.payload, s)
+
+
+def schedule_only(history: PatientHistory, s: ClinicalSettings) -> tuple[DueAssessment, ...]:
+    """Just the assessment schedule of :func:`project_journey` (cheaper, for alert replay)."""
+    facts = collect_facts(history)
+    lines, _ = derive_lines(facts)
+    _, profile = inclusion_profile(facts, lines, s)
+    erased = facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE
+    if erased or not history.events:
+        return ()
+    return tuple(due_assessments(facts, profile.group if profile else Group.UNKNOWN, lines, s))
+
+
 def _status(facts: PatientFacts, lines: list[Line]) -> PatientStatus:
     if facts.death:
         return PatientStatus.DECEASED
@@ -151,11 +171,9 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
     lines, findings = derive_lines(facts)
     first_start = lines[0].start if lines else None
 
-    inclusion_ihc = _anchor(facts.ihcs, first_start)
-    profile: ReceptorProfile | None = None
+    inclusion_ihc, profile = inclusion_profile(facts, lines, s)
     conversion = False
-    if isinstance(inclusion_ihc, IhcRecorded):
-        profile = classify(inclusion_ihc.payload, s)
+    if inclusion_ihc is not None and profile is not None:
         conversion = _converted(inclusion_ihc, profile, facts.ihcs, s)
         if profile.her2_status is Her2Status.PENDING:
             findings.append(Finding(pid, FindingKind.HER2_PENDING, str(inclusion_ihc.event_id)))

@@ -56,8 +56,8 @@ class PatientBuilder:
             "specimen_id": f"S-{self._n}", "specimen_site": "metastasis", "er_percent": er,
             "pr_percent": pr, "her2_ihc": her2, "her2_ish": ish, **extra}, **kw)
 
-    def crisis(self, on: str, present: bool = True) -> ClinicalEvent:
-        return self.event("visceral_crisis.assessed", on, {"present": present})
+    def crisis(self, on: str, present: bool = True, **kw: Any) -> ClinicalEvent:
+        return self.event("visceral_crisis.assessed", on, {"present": present}, **kw)
 
     def line(self, on: str, ref: str, *drugs: str, declared: int | None = None,
              **kw: Any) -> ClinicalEvent:
@@ -67,12 +67,12 @@ class PatientBuilder:
         return self.event("line.started", on, payload, **kw)
 
     def modified(self, on: str, ref: str, added: tuple[str, ...] = (),
-                 stopped: tuple[str, ...] = ()) -> ClinicalEvent:
+                 stopped: tuple[str, ...] = (), **kw: Any) -> ClinicalEvent:
         return self.event("line.modified", on, {"line_ref": ref, "drugs_added": list(added),
-                                                "drugs_stopped": list(stopped)})
+                                                "drugs_stopped": list(stopped)}, **kw)
 
-    def ended(self, on: str, ref: str, reason: str = "progression") -> ClinicalEvent:
-        return self.event("line.ended", on, {"line_ref": ref, "reason": reason})
+    def ended(self, on: str, ref: str, reason: str = "progression", **kw: Any) -> ClinicalEvent:
+        return self.event("line.ended", on, {"line_ref": ref, "reason": reason}, **kw)
 
     def imaging(self, on: str, response: str | None = "SD", modality: str = "CT",
                 **kw: Any) -> ClinicalEvent:
@@ -85,18 +85,18 @@ class PatientBuilder:
         return self.event("progression.documented", on,
                           {"basis": "radiological", "new_sites": list(new_sites)}, **kw)
 
-    def biopsy(self, on: str, reason: str = "progression") -> ClinicalEvent:
+    def biopsy(self, on: str, reason: str = "progression", **kw: Any) -> ClinicalEvent:
         return self.event("biopsy.performed", on, {"specimen_id": f"B-{self._n}",
-                                                   "site": "liver", "reason": reason})
+                                                   "site": "liver", "reason": reason}, **kw)
 
-    def death(self, on: str, cause: str = "disease") -> ClinicalEvent:
-        return self.event("death.recorded", on, {"cause": cause})
+    def death(self, on: str, cause: str = "disease", **kw: Any) -> ClinicalEvent:
+        return self.event("death.recorded", on, {"cause": cause}, **kw)
 
-    def lost(self, on: str) -> ClinicalEvent:
-        return self.event("followup.lost", on, {})
+    def lost(self, on: str, **kw: Any) -> ClinicalEvent:
+        return self.event("followup.lost", on, {}, **kw)
 
-    def withdrawn(self, on: str, scope: str = "stop_followup") -> ClinicalEvent:
-        return self.event("consent.withdrawn", on, {"scope": scope})
+    def withdrawn(self, on: str, scope: str = "stop_followup", **kw: Any) -> ClinicalEvent:
+        return self.event("consent.withdrawn", on, {"scope": scope}, **kw)
 
     def retract(self, on: str, target: ClinicalEvent, **kw: Any) -> ClinicalEvent:
         return self.event("event.retracted", on, {"target_event_id": str(target.event_id),
