@@ -7,7 +7,7 @@ from (patient, assessment, due date): receivers deduplicate on it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
