@@ -22,11 +22,29 @@ from uuid import UUID
 from mbcjourney.events.catalogue import ClinicalEvent, EventRetracted
 
 
-def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, datetime, UUID]:
-    """Total order: clinical date, time of day (date-only first), then recording, then id."""
+# Within one clinical moment, facts follow the order of care: a patient is included
+# before a line starts, a line starts before it is modified or ended, death comes last.
+# Sources often send same-day facts in another order (a modification recorded first).
+_SAME_DAY_RANK: dict[str, int] = {
+    "patient.included": 0,
+    "ihc.recorded": 1,
+    "visceral_crisis.assessed": 1,
+    "line.started": 2,
+    "line.modified": 3,
+    "line.ended": 5,
+    "followup.lost": 6,
+    "consent.withdrawn": 6,
+    "death.recorded": 7,
+}
+_OTHER_RANK = 4
+
+
+def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, int, datetime, UUID]:
+    """Total order: clinical date, time of day (date-only first), order of care, recording, id."""
     occurred = event.occurred_at
     moment = occurred.time() if isinstance(occurred, datetime) else time.min
-    return (event.occurred_on, moment, event.recorded_at, event.event_id)
+    rank = _SAME_DAY_RANK.get(event.event_type, _OTHER_RANK)
+    return (event.occurred_on, moment, rank, event.recorded_at, event.event_id)
 
 
 @dataclass(frozen=True)
