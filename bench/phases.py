@@ -46,9 +46,9 @@ def read_log_baseline(db: str) -> int:
     return count
 
 
-def rebuild(db: str) -> int:
+def rebuild(db: str, workers: str = "0") -> int:
     engine = EmbeddedEngine(f"sqlite:///{db}")
-    engine.rebuild()
+    engine.rebuild(workers=int(workers))
     count = engine.log.count()
     engine.close()
     return count
@@ -58,10 +58,11 @@ PHASES: dict[str, tuple[str, Callable[..., int]]] = {
     "read-file": ("read + JSON-decode file (baseline)", read_file_baseline),
     "ingest": ("ingest into SQLite (validated)", ingest),
     "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
-    "rebuild": ("rebuild projections from SQLite", rebuild),
+    "rebuild": ("rebuild projections, 1 process", rebuild),
+    "rebuild-parallel": ("rebuild projections, 1 per CPU", rebuild),
 }
 
 if __name__ == "__main__":
     name, *args = sys.argv[1:]
     label, work = PHASES[name]
-    emit(measure_here(label, lambda: work(*args)))
+    emit(measure_here(label, lambda: work(*args)))  # peak memory: this process only

@@ -78,4 +78,5 @@ class Envelope(BaseModel):
 
     @property
     def occurred_on(self) -> date:
-        return clinical_date(self.occurred_at)
+        occurred = self.occurred_at  # inlined clinical_date(): this is the hottest accessor
+        return occurred.date() if isinstance(occurred, datetime) else occurred

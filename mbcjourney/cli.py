@@ -6,9 +6,10 @@ Each command that reads or writes the embedded engine takes ``--db URL`` (or the
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -202,6 +203,101 @@ def ingest(ctx: Context, file: Path, db: str | None) -> None:
         sys.exit(1)
 
 
+# --- scale-out: Kafka + PostgreSQL ---------------------------------------------------
+
+bootstrap_option = click.option(
+    "--bootstrap", required=True, envvar="JOURNEY_KAFKA_BOOTSTRAP", metavar="HOST:PORT",
+    help="Kafka bootstrap servers, comma separated (or JOURNEY_KAFKA_BOOTSTRAP).")
+topic_option = click.option(
+    "--topic", default="mbc.clinical-events", show_default=True, metavar="NAME",
+    help="Event topic (keyed by patient_id).")
+dead_letter_topic_option = click.option(
+    "--dead-letter-topic", default="mbc.dead-letter", show_default=True, metavar="NAME",
+    help="Topic for rejected input (original bytes, reason in headers).")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@bootstrap_option
+@topic_option
+@dead_letter_topic_option
+@pass_context
+def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_topic: str
+            ) -> None:
+    """Validate a JSON Lines FILE ('-' for stdin) and publish it to Kafka.
+
+    The same validation as `journey ingest`; good events go to the event topic
+    keyed by patient_id (acks=all, idempotent producer), bad lines to the
+    dead-letter topic with their original bytes and reason.  Exit status 1 when
+    any line was rejected.
+
+    Example: journey publish cohort.jsonl --bootstrap 127.0.0.1:19092
+    """
+    from mbcjourney.processors.kafkaio import require_topics
+    from mbcjourney.processors.publisher import open_producer, publish_lines
+
+    if str(file) != "-" and not file.exists():
+        raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
+    require_topics(bootstrap, {topic: None, dead_letter_topic: None})
+    producer = open_producer(bootstrap)
+    try:
+        with ExitStack() as stack:
+            if str(file) == "-":
+                stream, origin, total = sys.stdin.buffer, "stdin", None
+            else:
+                stream = stack.enter_context(file.open("rb"))
+                origin, total = file.name, _count_lines(file)
+            with ctx.progress(total, "ev", "publish") as advance:
+                summary = publish_lines(numbered_lines(stream), producer, origin=origin,
+                                        received_at=datetime.now(UTC), topic=topic,
+                                        dead_letter_topic=dead_letter_topic, on_batch=advance)
+    finally:
+        producer.close(timeout=30)
+    click.echo(f"read {summary.read} lines: {summary.published} published, "
+               f"{summary.rejected_total} rejected ({len(summary.patients)} patients)")
+    for reason, count in sorted(summary.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"  rejected {count:>6}  {reason}")
+    if summary.rejected_total:
+        sys.exit(1)
+
+
+@cli.command()
+@bootstrap_option
+@click.option("--db", "db", required=True, envvar="JOURNEY_DB", metavar="URL",
+              help="Projection store, e.g. postgresql+psycopg://journey@127.0.0.1:15432/journey "
+                   "(or JOURNEY_DB).")
+@click.option("--app-id", default="mbc-journey", show_default=True, metavar="ID",
+              help="faust app id: the consumer group, and the prefix of the table's changelog.")
+@click.option("--partitions", default=4, show_default=True, type=click.IntRange(1),
+              help="Partitions of the event topic (the changelog gets as many).")
+@topic_option
+@dead_letter_topic_option
+@click.option("--batch-max", default=10_000, show_default=True, type=click.IntRange(1),
+              help="Most records projected per batch (one transaction each).")
+@click.option("--batch-within", default=0.25, show_default=True, type=click.FloatRange(0.01),
+              metavar="SECONDS", help="Longest wait to fill a batch.")
+@pass_context
+def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, topic: str,
+           dead_letter_topic: str, batch_max: int, batch_within: float) -> None:
+    """Run a faust worker: events from Kafka, projection rows into PostgreSQL.
+
+    Start one per group of partitions (same --app-id): Kafka shares the
+    partitions out.  Stops on SIGTERM / Ctrl-C; restarts resume from the
+    checkpoints stored with the rows.
+
+    Example: journey worker --bootstrap 127.0.0.1:19092 --db postgresql+psycopg://journey@127.0.0.1:15432/journey
+    """
+    import logging
+
+    from mbcjourney.processors.worker import WorkerConfig, run_worker
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    run_worker(WorkerConfig(
+        bootstrap=bootstrap, db_url=db, app_id=app_id, topic=topic,
+        dead_letter_topic=dead_letter_topic, partitions=partitions, batch_max=batch_max,
+        batch_within_s=batch_within, settings=ctx.settings, log_level=level))
+
+
 @cli.command()
 @click.option("--workdir", default=Path("journey-demo"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder for the demo files.")
@@ -310,13 +406,21 @@ def overdue(ctx: Context, as_of: date, db: str | None, cutoff: date | None,
 
 @cli.command()
 @db_option
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Processes folding patients in parallel (default: one per CPU for large "
+                   "logs, none for small ones).")
 @pass_context
-def rebuild(ctx: Context, db: str | None) -> None:
-    """Rebuild every projection row from the event log."""
+def rebuild(ctx: Context, db: str | None, workers: int | None) -> None:
+    """Rebuild every projection row from the event log.
+
+    Example: journey rebuild --db sqlite:///study.db
+    """
     engine = ctx.engine(db)
     try:
-        with ctx.progress(None, "pt", "rebuild") as advance:
-            count = engine.rebuild(on_patients=advance)
+        if workers is None:
+            workers = decode_workers(engine.log.count()) and (os.cpu_count() or 1)
+        with ctx.progress(len(engine.log.patient_ids()), "pt", "rebuild") as advance:
+            count = engine.rebuild(on_patients=advance, workers=workers)
     finally:
         engine.close()
     click.echo(f"rebuilt projections of {count} patients")

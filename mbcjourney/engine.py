@@ -8,8 +8,10 @@ records the last log position it has projected, and catches up before it is read
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 CONSUMER = "embedded"
 WRITE_BATCH = 2000  # patients per store transaction
+REBUILD_SHARD = 2000  # patients per rebuild task
 PARALLEL_FROM_LINES = 50_000  # below this, starting decode processes costs more than it saves
 
 
@@ -105,6 +108,36 @@ def _centre(events: list[ClinicalEvent]) -> str | None:
     return min(inclusions, key=clinical_sort_key).payload.centre if inclusions else None
 
 
+def project_range(db_url: str, settings: ClinicalSettings, between: tuple[str, str] | None,
+                  on_patients: Progress | None = None) -> int:
+    """Fold the patients whose ids are in ``between`` (all when None) into the store.
+
+    Runs in the calling process or in a rebuild worker; rows are inserted, so the
+    store must hold none for these patients.
+    """
+    engine = make_engine(db_url)
+    event_log, store = SqlEventLog(engine), ProjectionStore(engine)
+    count = 0
+    batch: list[Journey] = []
+    try:
+        with bulk_allocation():
+            for patient_id, events in event_log.histories(between=between):
+                batch.append(project(patient_id, events, settings))
+                if len(batch) >= WRITE_BATCH:
+                    store.write(batch, replace=False)
+                    count += len(batch)
+                    if on_patients:
+                        on_patients(len(batch))
+                    batch = []
+            store.write(batch, replace=False)
+            count += len(batch)
+            if on_patients:
+                on_patients(len(batch))
+    finally:
+        engine.dispose()
+    return count
+
+
 class EmbeddedEngine:
     def __init__(self, db_url: str, settings: ClinicalSettings = DEFAULT_CLINICAL) -> None:
         self.db_url = db_url
@@ -148,27 +181,34 @@ class EmbeddedEngine:
         log.info("projections.caught_up", patients=len(patient_ids), position=last)
         return len(patient_ids)
 
-    def rebuild(self, on_patients: Progress | None = None) -> int:
-        """Drop and rebuild every projection row from the log."""
+    def rebuild(self, on_patients: Progress | None = None, workers: int = 0) -> int:
+        """Drop and rebuild every projection row from the log.
+
+        With ``workers`` > 0 the patients are split into contiguous id ranges folded
+        by that many processes, each writing its own rows; the checkpoint is saved
+        once all are done.
+        """
         self.store.drop()
         self.store.create()
         last = self.log.last_position()
-        count = 0
-        batch: list[Journey] = []
-        with bulk_allocation():
-            for patient_id, events in self.log.histories():
-                batch.append(project(patient_id, events, self.settings))
-                if len(batch) >= WRITE_BATCH:
-                    self.store.write(batch, replace=False)
-                    count += len(batch)
+        if workers <= 0:
+            count = project_range(self.db_url, self.settings, None, on_patients)
+        else:
+            ids = self.log.patient_ids()
+            shards = [(ids[i], ids[min(i + REBUILD_SHARD, len(ids)) - 1])
+                      for i in range(0, len(ids), REBUILD_SHARD)]
+            count = 0
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = [pool.submit(project_range, self.db_url, self.settings, shard)
+                           for shard in shards]
+                for future in as_completed(futures):
+                    done = future.result()
+                    count += done
                     if on_patients:
-                        on_patients(len(batch))
-                    batch = []
-            self.store.write(batch, [Checkpoint(CONSUMER, 0, last)], replace=False)
-        count += len(batch)
-        if on_patients:
-            on_patients(len(batch))
-        log.info("projections.rebuilt", patients=count, position=last)
+                        on_patients(done)
+        self.store.write([], [Checkpoint(CONSUMER, 0, last)], replace=False)
+        log.info("projections.rebuilt", patients=count, position=last, workers=workers)
         return count
 
     # --- reading ---------------------------------------------------------------

@@ -101,6 +101,18 @@ def event_row(event: ClinicalEvent, body: bytes) -> EventRow:
     )
 
 
+def is_repeat(known_hash: str, known_body: str | bytes, content_hash: str,
+              body: str | bytes) -> bool:
+    """A second sending of a stored ``event_id``: a duplicate (True) or a conflict (False).
+
+    Equal bytes are the same event; otherwise it is the same fact when only
+    ``recorded_at`` differs (a resend stamped at a new ingest time).  Every log --
+    this SQL table, the Kafka workers' patient histories -- decides with this.
+    """
+    return known_hash == content_hash or same_fact(decode_stored(known_body),
+                                                   decode_stored(body))
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """Rejected input, kept with its original bytes so it can be fixed and re-submitted."""
@@ -196,8 +208,7 @@ class SqlEventLog:
                     known[row.event_id] = (row.content_hash, row.body)
                     accepted.append(index)
                     new_rows.append(row)
-                elif previous[0] == row.content_hash or same_fact(
-                        decode_stored(previous[1]), decode_stored(row.body)):
+                elif is_repeat(previous[0], previous[1], row.content_hash, row.body):
                     duplicates += 1
                 else:
                     conflicts.append(index)
@@ -241,11 +252,23 @@ class SqlEventLog:
             for position, event_type, version, body in result:
                 yield StoredEvent(position, decode_stored_row(event_type, version, body))
 
-    def histories(self, patient_ids: Iterable[str] | None = None
+    def histories(self, patient_ids: Iterable[str] | None = None, *,
+                  between: tuple[str, str] | None = None
                   ) -> Iterator[tuple[str, list[ClinicalEvent]]]:
-        """Each patient's events (log order), one patient at a time; memory stays per-patient."""
+        """Each patient's events (log order), one patient at a time; memory stays per-patient.
+
+        ``between`` = (first, last) restricts to patient ids in that inclusive range.
+        """
         columns = (events_table.c.patient_id, events_table.c.event_type,
                    events_table.c.schema_version, events_table.c.body)
+        if between is not None:
+            query = (
+                select(*columns)
+                .where(events_table.c.patient_id.between(*between))
+                .order_by(events_table.c.patient_id, events_table.c.position)
+            )
+            yield from self._grouped(query)
+            return
         if patient_ids is not None:
             wanted = sorted(set(patient_ids))
             for i in range(0, len(wanted), _IN_CHUNK):
@@ -266,12 +289,13 @@ class SqlEventLog:
             result = conn.execution_options(stream_results=True, yield_per=5000).execute(
                 query  # type: ignore[call-overload]
             )
-            for patient_id, event_type, version, body in result:
-                if patient_id != current:
-                    if current is not None:
-                        yield current, batch
-                    current, batch = patient_id, []
-                batch.append(decode_stored_row(event_type, version, body))
+            for rows in result.partitions():
+                for patient_id, event_type, version, body in rows:
+                    if patient_id != current:
+                        if current is not None:
+                            yield current, batch
+                        current, batch = patient_id, []
+                    batch.append(decode_stored_row(event_type, version, body))
         if current is not None:
             yield current, batch
 
@@ -293,6 +317,13 @@ class SqlEventLog:
                     assert isinstance(event, PatientIncluded)
                     years.setdefault(event.patient_id, event.payload.birth_year)
         return years
+
+    def patient_ids(self) -> list[str]:
+        """Every patient with an event, sorted."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(events_table.c.patient_id).distinct().order_by(events_table.c.patient_id)
+            ).scalars())
 
     def count(self) -> int:
         with self.engine.connect() as conn:
