@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events.catalogue import ClinicalEvent
@@ -80,6 +80,16 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     type, so a date is a date whether it came from a file, Kafka or a dict.
     """
     body: bytes | str | None
+    if isinstance(raw, bytes):
+        # Fast path: a complete, current-version event validates in one pydantic-core
+        # call; anything else (old version, missing recorded_at, invalid) takes the
+        # careful path below, which also produces the field-level error.
+        try:
+            event = _CURRENT_EVENT.validate_json(raw)
+        except ValidationError:
+            pass
+        else:
+            return _checked_order(event), raw
     if isinstance(raw, bytes | str):
         data, body = parse_json(raw), raw
     else:
@@ -110,12 +120,21 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
         event = cls.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc), event_type=event_type) from None
+    return _checked_order(event), body  # type: ignore[arg-type]  # registry maps type to class
+
+
+def _checked_order(event: ClinicalEvent) -> ClinicalEvent:
     # A day of slack: a local clinical date may fall on the next UTC day.
     if (event.occurred_on - event.recorded_at.date()).days > 1:
         raise InvalidEvent.single(
-            "occurred_at", "must not be after recorded_at", event_type=event_type
+            "occurred_at", "must not be after recorded_at", event_type=event.event_type
         )
-    return event, body  # type: ignore[return-value]  # the registry maps each type to its class
+    return event
+
+
+_CURRENT_EVENT: TypeAdapter[ClinicalEvent] = TypeAdapter(
+    Annotated[ClinicalEvent, Field(discriminator="event_type")]
+)
 
 
 def decode_stored(body: bytes | str) -> ClinicalEvent:

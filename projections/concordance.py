@@ -12,21 +12,30 @@ unknown or no first line has started.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from mbcjourney.events.drugs import Drug
 from mbcjourney.events.vocabulary import DrugClass
 from mbcjourney.projections.receptors import Group
 
-_SUPPORTIVE = {DrugClass.BONE_TARGETED}
+SUPPORTIVE_CLASSES = frozenset({DrugClass.BONE_TARGETED})
 # Fixed-dose combination products count as each of their components.
-_COMPONENTS = {"trastuzumab and pertuzumab subcutaneous": {"trastuzumab", "pertuzumab"}}
+FIXED_DOSE_COMPONENTS = {
+    "trastuzumab and pertuzumab subcutaneous": frozenset({"trastuzumab", "pertuzumab"}),
+}
+
+
+def active_components(drugs: Iterable[Drug]) -> frozenset[str]:
+    """Generic names of the anticancer drugs: supportive care left out, combinations split."""
+    return frozenset().union(*(FIXED_DOSE_COMPONENTS.get(d.name, {d.name}) for d in drugs
+                               if d.drug_class not in SUPPORTIVE_CLASSES))
 
 
 def first_line_concordant(group: Group, visceral_crisis: bool, drugs: tuple[Drug, ...]
                           ) -> bool | None:
     if group is Group.UNKNOWN or not drugs:
         return None
-    names = set[str]().union(*(_COMPONENTS.get(d.name, {d.name}) for d in drugs
-                               if d.drug_class not in _SUPPORTIVE))
+    names = active_components(drugs)
     classes = {d.drug_class for d in drugs}
     if group is Group.HR_POSITIVE_HER2_NEGATIVE:
         if visceral_crisis:

@@ -21,7 +21,6 @@ from uuid import UUID
 
 from mbcjourney.events.catalogue import ClinicalEvent, EventRetracted
 
-
 # Within one clinical moment, facts follow the order of care: a patient is included
 # before a line starts, a line starts before it is modified or ended, death comes last.
 # Sources often send same-day facts in another order (a modification recorded first).
