@@ -2,4 +2,5 @@
 
 from mbcjourney.cli import main
 
-main()
+if __name__ == "__main__":  # guarded: decode workers are spawned processes
+    main()

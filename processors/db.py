@@ -18,9 +18,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     # The log's event_id index is keyed by random UUIDs: without a large page cache
-    # every insert and every per-patient read misses it (256 MiB cache, mmap reads).
+    # every insert and every per-patient read misses it (up to 256 MiB).
     cursor.execute("PRAGMA cache_size=-262144")
-    cursor.execute("PRAGMA mmap_size=1073741824")
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
