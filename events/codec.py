@@ -117,10 +117,10 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
         body = body.encode()
     cls = REGISTRY[(event_type, current)]
     try:
-        event = cls.model_validate_json(body)
+        validated = cls.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc), event_type=event_type) from None
-    return _checked_order(event), body  # type: ignore[arg-type]  # registry maps type to class
+    return _checked_order(validated), body  # type: ignore[arg-type]  # registry: type -> class
 
 
 def _checked_order(event: ClinicalEvent) -> ClinicalEvent:
