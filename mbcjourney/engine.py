@@ -18,18 +18,18 @@ from datetime import UTC, date, datetime, time, timedelta
 import structlog
 
 from mbcjourney.events import ClinicalEvent
-from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.processors.alert_actions import AlertActionLog, AlertActions
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ingest_lines
+from mbcjourney.processors.replay import active_prefix
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
 from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
+from mbcjourney.projections.facts import collect_facts
 from mbcjourney.projections.findings import Finding
-from mbcjourney.projections.history import clinical_sort_key
-from mbcjourney.projections.journey import project_journey
+from mbcjourney.projections.journey import centre_of, project_journey
 from mbcjourney.projections.schedule import DueAssessment
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
 
@@ -103,20 +103,20 @@ def patient_alerts(patient_id: str, events: list[ClinicalEvent], as_of: date,
     return alert_states(alert_timeline(patient_id, events, as_of, settings))
 
 
-def _centre(events: list[ClinicalEvent]) -> str | None:
-    inclusions = [e for e in events if isinstance(e, PatientIncluded)]
-    return min(inclusions, key=clinical_sort_key).payload.centre if inclusions else None
+def _centre(patient_id: str, events: list[ClinicalEvent]) -> str | None:
+    """As the live workers see it (:attr:`Journey.centre`): retracted inclusions do not count."""
+    return centre_of(collect_facts(build_history(patient_id, events)))
 
 
 def project_range(db_url: str, settings: ClinicalSettings, between: tuple[str, str] | None,
-                  on_patients: Progress | None = None) -> int:
+                  on_patients: Progress | None = None, prefix: str = "") -> int:
     """Fold the patients whose ids are in ``between`` (all when None) into the store.
 
     Runs in the calling process or in a rebuild worker; rows are inserted, so the
     store must hold none for these patients.
     """
     engine = make_engine(db_url)
-    event_log, store = SqlEventLog(engine), ProjectionStore(engine)
+    event_log, store = SqlEventLog(engine), ProjectionStore(engine, prefix)
     count = 0
     batch: list[Journey] = []
     try:
@@ -144,7 +144,9 @@ class EmbeddedEngine:
         self.settings = settings
         self.engine = make_engine(db_url)
         self.log = SqlEventLog(self.engine)
-        self.store = ProjectionStore(self.engine)
+        # Readers follow the active version of the built-in projection (journey replay
+        # + journey projections activate); the unversioned tables until one is activated.
+        self.store = ProjectionStore(self.engine, prefix=active_prefix(self.engine, "journey"))
         self.actions = AlertActionLog(self.engine)
         self.log.create()
         self.store.create()
@@ -192,7 +194,8 @@ class EmbeddedEngine:
         self.store.create()
         last = self.log.last_position()
         if workers <= 0:
-            count = project_range(self.db_url, self.settings, None, on_patients)
+            count = project_range(self.db_url, self.settings, None, on_patients,
+                                  self.store.prefix)
         else:
             ids = self.log.patient_ids()
             shards = [(ids[i], ids[min(i + REBUILD_SHARD, len(ids)) - 1])
@@ -200,8 +203,8 @@ class EmbeddedEngine:
             count = 0
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(project_range, self.db_url, self.settings, shard)
-                           for shard in shards]
+                futures = [pool.submit(project_range, self.db_url, self.settings, shard, None,
+                                       self.store.prefix) for shard in shards]
                 for future in as_completed(futures):
                     done = future.result()
                     count += done
@@ -245,7 +248,7 @@ class EmbeddedEngine:
         rows = []
         with bulk_allocation():
             for patient_id, events in self.log.histories():
-                centre = _centre(events)
+                centre = _centre(patient_id, events)
                 for alert in patient_alerts(patient_id, events, as_of, self.settings):
                     done = actions.get(alert.alert_id, AlertActions())
                     if not alert.is_open:

@@ -1,0 +1,139 @@
+"""Replay from a real Kafka topic: the tables of the log, live consumer groups untouched."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.ingest import numbered_lines
+from mbcjourney.processors.replay import JourneyTarget, Replay, ReplayOptions, table_hash
+from mbcjourney.processors.sources import KafkaSource, open_source
+from mbcjourney.processors.store import ProjectionStore
+from mbcjourney.settings import DEFAULT_CLINICAL
+from mbcjourney.simulate import SimulationSettings, write_cohort
+
+pytestmark = pytest.mark.integration
+
+RECEIVED = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def _live_db(folder: Path) -> Path:
+    jsonl = folder / "cohort.jsonl"
+    with jsonl.open("wb") as out:
+        write_cohort(SimulationSettings(patients=300, seed=5), out)
+    db = folder / "live.db"
+    engine = EmbeddedEngine(f"sqlite:///{db}")
+    with jsonl.open("rb") as stream:
+        engine.ingest(numbered_lines(stream), origin="cohort", received_at=RECEIVED)
+    engine.catch_up()
+    engine.close()
+    return db
+
+
+def _publish(bootstrap: str, topic: str, db: Path) -> int:
+    """The log's validated events, in log order, keyed by patient id (as the publisher does)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    conn = sqlite3.connect(db)
+    count = 0
+    try:
+        for patient_id, body in conn.execute(
+                "SELECT patient_id, body FROM events ORDER BY position"):
+            producer.send(topic, value=body.encode(), key=patient_id.encode())
+            count += 1
+        producer.flush()
+    finally:
+        conn.close()
+        producer.close()
+    return count
+
+
+def _group_ids(admin: Any) -> set[str]:
+    listing = getattr(admin, "list_groups", None) or admin.list_consumer_groups
+    ids: set[str] = set()
+    for group in listing():  # kafka-python 3: dicts; 2: (group id, protocol type) tuples
+        ids.add(str(group["group_id"] if isinstance(group, dict) else group[0]))
+    return ids
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """A live worker's progress: offsets committed for its group."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False)
+    try:
+        tps = {p: TopicPartition(topic, p) for p in offsets}
+        consumer.assign(list(tps.values()))
+        consumer.commit({tps[p]: OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_replay_from_kafka_equals_the_log_and_leaves_live_groups_alone(
+        kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_ctl: ModuleType,
+        tmp_path: Path) -> None:
+    db = _live_db(tmp_path)
+    topic = kafka_topic_factory(3, prefix="replay")
+    published = _publish(kafka_bootstrap, topic, db)
+    group = f"journey-live-{uuid.uuid4().hex[:8]}"
+    _commit(kafka_bootstrap, group, topic, {0: 5, 1: 17, 2: 1})
+    committed_before = _committed(kafka_bootstrap, group, topic, 3)
+    assert committed_before == {0: 5, 1: 17, 2: 1}
+    admin = kafka_ctl.admin_client(kafka_bootstrap)
+    groups_before = _group_ids(admin)
+    assert group in groups_before
+
+    source = open_source(f"kafka://{kafka_bootstrap}/{topic}")
+    assert isinstance(source, KafkaSource)
+    into = make_engine(f"sqlite:///{tmp_path / 'into.db'}")
+    result = Replay(into, source, JourneyTarget(), DEFAULT_CLINICAL,
+                    ReplayOptions(batch_patients=50)).run()
+
+    live = make_engine(f"sqlite:///{db}")
+    assert result.info.content_hash == table_hash(live, JourneyTarget().sink(live, "").outputs)[0]
+    live.dispose()
+    assert result.counts.read == result.counts.events == published
+    assert result.info.options["snapshot"]["end_offsets"].keys() == {"0", "1", "2"}
+    assert sum(result.info.options["snapshot"]["end_offsets"].values()) == published
+    # where a live worker could go on from: the end offsets that were read
+    ends = {int(p): e for p, e in result.info.options["snapshot"]["end_offsets"].items()}
+    assert ProjectionStore(into, result.info.prefix).checkpoint("replay") == ends
+    into.dispose()
+
+    assert _committed(kafka_bootstrap, group, topic, 3) == committed_before
+    # The replay joined no group: no group that appeared meanwhile (other tests may make
+    # some) holds an offset of this topic.
+    for other in _group_ids(admin) - groups_before:
+        assert set(_committed(kafka_bootstrap, other, topic, 3).values()) == {None}
+    admin.close()
+
+
+def test_a_missing_topic_is_a_clear_error(kafka_bootstrap: str) -> None:
+    from mbcjourney.errors import ConfigurationError
+
+    source = open_source(f"kafka://{kafka_bootstrap}/no.such.topic.{uuid.uuid4().hex[:8]}")
+    with pytest.raises(ConfigurationError, match="no such topic"):
+        source.snapshot()
