@@ -233,11 +233,16 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
 
     Example: journey publish cohort.jsonl --bootstrap 127.0.0.1:19092
     """
+    import logging
+
     from mbcjourney.processors.kafkaio import require_topics
     from mbcjourney.processors.publisher import open_producer, publish_lines
 
     if str(file) != "-" and not file.exists():
         raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
+    # kafka-python's I/O thread warns whenever validation holds the GIL for 0.1 s: noise,
+    # since every send's acknowledgement is checked.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     require_topics(bootstrap, {topic: None, dead_letter_topic: None})
     producer = open_producer(bootstrap)
     try:
@@ -272,30 +277,60 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
               help="Partitions of the event topic (the changelog gets as many).")
 @topic_option
 @dead_letter_topic_option
-@click.option("--batch-max", default=10_000, show_default=True, type=click.IntRange(1),
-              help="Most records projected per batch (one transaction each).")
-@click.option("--batch-within", default=0.25, show_default=True, type=click.FloatRange(0.01),
-              metavar="SECONDS", help="Longest wait to fill a batch.")
+@click.option("--batch-max", default=20_000, show_default=True, type=click.IntRange(1),
+              help="Most records per batch (one transaction) while catching up on a backlog.")
+@click.option("--batch-within", default=0.05, show_default=True, type=click.FloatRange(0.01),
+              metavar="SECONDS", help="Longest wait for more records before a live batch.")
+@click.option("--heartbeat-file", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PATH", help="Touch PATH every 10 s while running (container health).")
+@click.option("--alerts", "alerts_on", is_flag=True,
+              help="Raise and resolve overdue-assessment alerts live (alerts table, alert "
+                   "topic, --webhooks).")
+@click.option("--alert-interval", type=click.FloatRange(0.1), default=None, metavar="SECONDS",
+              help="How often the leader checks for windows passed with time (default 60; "
+                   "implies --alerts).")
+@click.option("--alert-topic", default=None, metavar="NAME",
+              help="Topic for alert.raised / alert.resolved, keyed by patient_id (default "
+                   "mbc.alerts; implies --alerts).")
+@click.option("--webhooks", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="FILE", help="POST each raised alert to its centre's URL (JSON or TOML: "
+                                   "{\"centres\": {\"C01\": URL, \"*\": URL}}; implies --alerts).")
 @pass_context
 def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, topic: str,
-           dead_letter_topic: str, batch_max: int, batch_within: float) -> None:
+           dead_letter_topic: str, batch_max: int, batch_within: float,
+           heartbeat_file: Path | None, alerts_on: bool, alert_interval: float | None,
+           alert_topic: str | None, webhooks: Path | None) -> None:
     """Run a faust worker: events from Kafka, projection rows into PostgreSQL.
 
     Start one per group of partitions (same --app-id): Kafka shares the
     partitions out.  Stops on SIGTERM / Ctrl-C; restarts resume from the
-    checkpoints stored with the rows.
+    checkpoints stored with the rows.  With --alerts, each projected patient's
+    overdue windows are raised and resolved, and the leader's timer raises the
+    windows that pass with time.
 
     Example: journey worker --bootstrap 127.0.0.1:19092 --db postgresql+psycopg://journey@127.0.0.1:15432/journey
     """
     import logging
 
+    from mbcjourney.processors.alerting import (
+        ALERTS_TOPIC,
+        DEFAULT_INTERVAL_S,
+        AlertConfig,
+        system_clock,
+    )
     from mbcjourney.processors.worker import WorkerConfig, run_worker
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    alert_config = None
+    if alerts_on or alert_interval is not None or alert_topic is not None or webhooks:
+        alert_config = AlertConfig(interval_s=alert_interval or DEFAULT_INTERVAL_S,
+                                   topic=alert_topic or ALERTS_TOPIC, webhooks=webhooks,
+                                   clock=system_clock)
     run_worker(WorkerConfig(
         bootstrap=bootstrap, db_url=db, app_id=app_id, topic=topic,
         dead_letter_topic=dead_letter_topic, partitions=partitions, batch_max=batch_max,
-        batch_within_s=batch_within, settings=ctx.settings, log_level=level))
+        batch_within_s=batch_within, settings=ctx.settings, log_level=level,
+        heartbeat_file=heartbeat_file, alerts=alert_config))
 
 
 @cli.command()
@@ -608,6 +643,9 @@ def alerts_snooze(ctx: Context, alert_id: str, until: date, by: str, db: str | N
     finally:
         engine.close()
     click.echo(f"snoozed {alert_id} until {until}")
+
+
+from mbcjourney import alerts_cli  # noqa: E402, F401  (registers `journey alerts deliver`)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, ev
 
 log = structlog.get_logger(__name__)
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 20_000
 
 
 @dataclass
@@ -175,6 +175,43 @@ def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: d
             yield done, future.result()
 
 
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """One batch of lines after edge validation: what passed, and what was refused and why."""
+
+    lines: list[tuple[int, bytes]]  # (line number, bytes) as read
+    valid: list[Prepared]
+    rejected: list[tuple[int, InvalidEvent]]  # (index in ``lines``, error), in reporting order
+
+
+def validate_lines(
+    lines: Iterable[tuple[int, bytes]],
+    births: BirthYearCheck,
+    *,
+    received_at: datetime,
+    batch_size: int = BATCH_SIZE,
+    workers: int = 0,
+) -> Iterator[ValidatedBatch]:
+    """The edge validation of every entry point (``journey ingest``, ``journey publish``).
+
+    Each line is decoded against the contract, then facts dated before their
+    patient's birth year are refused, using the inclusions of this batch and of
+    earlier ones (and whatever ``births`` can look up).  Sharing this one function
+    is what makes the same file yield the same accepted events in both deployments.
+    """
+    for batch, (prepared, refused) in _prepared_batches(
+            _batches(lines, batch_size), received_at, workers):
+        rejected = [(r.index, r.error) for r in refused]
+        births.learn((p.row.patient_id, p.birth_year) for p in prepared)
+        valid: list[Prepared] = []
+        for item in prepared:
+            if births.violated(item.row.patient_id, int(item.row.occurred_on[:4])):
+                rejected.append((item.index, before_birth(item.row.event_type)))
+            else:
+                valid.append(item)
+        yield ValidatedBatch(batch, valid, rejected)
+
+
 def ingest_lines(
     lines: Iterable[tuple[int, bytes]],
     event_log: SqlEventLog,
@@ -193,8 +230,9 @@ def ingest_lines(
     summary = IngestSummary()
     births = BirthYearCheck(event_log.birth_years)
     with bulk_allocation():
-        for batch, (prepared, refused) in _prepared_batches(
-                _batches(lines, batch_size), received_at, workers):
+        for checked in validate_lines(lines, births, received_at=received_at,
+                                      batch_size=batch_size, workers=workers):
+            batch, valid = checked.lines, checked.valid
             summary.read += len(batch)
             letters: list[DeadLetter] = []
 
@@ -206,15 +244,8 @@ def ingest_lines(
                 log.debug("event.rejected", origin=origin, line=number,
                           event_type=error.event_type, reason=error.reason_code)
 
-            for refusal in refused:
-                reject(refusal.index, refusal.error)
-            births.learn((p.row.patient_id, p.birth_year) for p in prepared)
-            valid: list[Prepared] = []
-            for item in prepared:
-                if births.violated(item.row.patient_id, int(item.row.occurred_on[:4])):
-                    reject(item.index, before_birth(item.row.event_type))
-                else:
-                    valid.append(item)
+            for index, error in checked.rejected:
+                reject(index, error)
             accepted, duplicates, conflicts = event_log.append_rows([v.row for v in valid])
             for i in conflicts:
                 reject(valid[i].index, InvalidEvent.single(

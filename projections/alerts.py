@@ -1,23 +1,29 @@
 """Overdue-assessment alerts as the live system raises them, derived purely from history.
 
 An alert is raised for one assessment window (patient, assessment, due date) the
-first day "now" is past the window end with the assessment still missing, and
-resolved the first day it no longer is: the assessment arrived (even late), the
+first moment "now" is past the window end with the assessment still missing, and
+resolved the first moment it no longer is: the assessment arrived (even late), the
 patient left follow-up (death, loss, withdrawal), or a corrected fact moved the
 window.  The alert id is derived from (patient, assessment, due date), so
-re-evaluating never makes a second alert for the same window.
+re-evaluating never makes a second alert for the same window; a window that comes
+back after being resolved (its assessment was retracted) reopens the same alert.
 
-:func:`alert_timeline` replays one patient's history the way a live worker saw
-it: at each day something could change -- a fact recorded, a window passing --
-it evaluates the schedule with the facts recorded by then.  ``journey alerts
---as-of D`` is therefore exactly what the live system had raised by day D.
+:func:`alert_timeline` replays one patient's history the way the live system sees
+it.  The live workers evaluate a patient each time they project one of its facts
+(with every fact received so far), and a timer evaluates every window when a day
+begins (UTC).  So the timeline evaluates at each instant a fact was recorded, with
+the facts recorded by then, and at the start of each day after a window end:
+``journey alerts --as-of D`` is exactly what the live system had raised by the end
+of day D, when each fact reached it at its ``recorded_at``.  Evaluating per instant,
+not per day, matters: a window that passes at midnight and is satisfied by a report
+recorded that afternoon was raised (and resolved) live, and is here too.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
@@ -48,7 +54,7 @@ def alert_id(patient_id: str, assessment: Assessment | str, due_date: date) -> u
 
 @dataclass(frozen=True)
 class AlertChange:
-    """One transition of one alert, on the day it happened."""
+    """One transition of one alert, at the instant it happened (``on`` is its UTC day)."""
 
     alert_id: uuid.UUID
     patient_id: str
@@ -57,11 +63,17 @@ class AlertChange:
     window_end: date
     transition: Transition
     on: date
+    at: datetime
 
 
-def _end_of(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) - timedelta(
-        microseconds=1)
+def day_start(day: date) -> datetime:
+    """Midnight (UTC) opening ``day``: when the windows that ended the day before pass."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC calendar day of an aware instant: alert days are UTC days."""
+    return moment.astimezone(UTC).date()
 
 
 def overdue_on(due: Iterable[DueAssessment], day: date) -> dict[uuid.UUID, DueAssessment]:
@@ -70,11 +82,10 @@ def overdue_on(due: Iterable[DueAssessment], day: date) -> dict[uuid.UUID, DueAs
             for d in due if d.days_overdue(day) > 0}
 
 
-def due_as_of(patient_id: str, events: Iterable[ClinicalEvent], day: date,
-              settings: ClinicalSettings) -> tuple[DueAssessment, ...]:
-    """The schedule with now = ``day``: facts that occurred and were recorded by then."""
-    history = build_history(patient_id, events, View(cutoff=day, known_at=_end_of(day)))
-    return schedule_only(history, settings)
+def due_known_at(patient_id: str, events: Iterable[ClinicalEvent], known_at: datetime,
+                 settings: ClinicalSettings) -> tuple[DueAssessment, ...]:
+    """The schedule a live worker had at ``known_at``: every fact recorded by then."""
+    return schedule_only(build_history(patient_id, events, View(known_at=known_at)), settings)
 
 
 # Facts that can move a window; labs, exams, questionnaires and biomarkers cannot.
@@ -83,35 +94,38 @@ _SCHEDULE_INERT = (LabRecorded, ClinicalExamRecorded, QuestionnaireRecorded, Bio
 
 def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
                    settings: ClinicalSettings) -> list[AlertChange]:
-    """Every alert transition of one patient up to and including day ``until``."""
-    if not events:
-        return []
+    """Every alert transition of one patient up to the end of day ``until`` (UTC)."""
     relevant = [e for e in events if not isinstance(e, _SCHEDULE_INERT)]
     if not relevant:
         return []
-    known_days = sorted({e.recorded_at.astimezone(UTC).date() for e in relevant}
-                        | {e.occurred_on for e in relevant})
-    day = known_days[0]
+    known = sorted({e.recorded_at.astimezone(UTC) for e in relevant})
+    last = day_start(until + timedelta(days=1))
     changes: list[AlertChange] = []
     open_alerts: dict[uuid.UUID, DueAssessment] = {}
-    while day <= until:
-        due = due_as_of(patient_id, events, day, settings)
+    at, step = known[0], 0
+    while at < last:
+        day = utc_day(at)
+        due = due_known_at(patient_id, events, at, settings)
         now_overdue = overdue_on(due, day)
         for key, d in sorted(now_overdue.items(), key=lambda kv: kv[1]):
             if key not in open_alerts:
                 changes.append(AlertChange(key, patient_id, d.assessment, d.due_date,
-                                           d.window_end, Transition.RAISED, day))
+                                           d.window_end, Transition.RAISED, day, at))
         for key, d in sorted(open_alerts.items(), key=lambda kv: kv[1]):
             if key not in now_overdue:
                 changes.append(AlertChange(key, patient_id, d.assessment, d.due_date,
-                                           d.window_end, Transition.RESOLVED, day))
+                                           d.window_end, Transition.RESOLVED, day, at))
         open_alerts = now_overdue
-        # Next day anything can change: a fact becomes known or occurs, or a window passes.
-        candidates = [k for k in known_days if k > day]
-        candidates += [d.window_end + timedelta(days=1) for d in due if d.window_end >= day]
+        # Next moment anything can change: a fact becomes known, or a window passes.
+        while step < len(known) and known[step] <= at:
+            step += 1
+        candidates = [day_start(d.window_end + timedelta(days=1)) for d in due
+                      if d.window_end >= day]
+        if step < len(known):
+            candidates.append(known[step])
         if not candidates:
             break
-        day = min(candidates)
+        at = min(candidates)
     return changes
 
 
@@ -133,15 +147,18 @@ class AlertState:
 
 
 def alert_states(changes: Iterable[AlertChange]) -> list[AlertState]:
-    """Fold transitions (in day order) into one state per alert."""
+    """Fold transitions (in time order) into one state per alert.
+
+    An alert is raised once: a window that comes back after being resolved reopens
+    it (``resolved_on`` cleared) but keeps the day people were first told.
+    """
     states: dict[uuid.UUID, AlertState] = {}
     for c in changes:
+        previous = states.get(c.alert_id)
         if c.transition is Transition.RAISED:
+            raised_on = c.on if previous is None else previous.raised_on
             states[c.alert_id] = AlertState(c.alert_id, c.patient_id, c.assessment, c.due_date,
-                                            c.window_end, c.on, None)
-        elif c.alert_id in states:
-            previous = states[c.alert_id]
-            states[c.alert_id] = AlertState(previous.alert_id, previous.patient_id,
-                                            previous.assessment, previous.due_date,
-                                            previous.window_end, previous.raised_on, c.on)
+                                            c.window_end, raised_on, None)
+        elif previous is not None:
+            states[c.alert_id] = replace(previous, resolved_on=c.on)
     return sorted(states.values(), key=lambda a: (a.patient_id, a.assessment, a.due_date))

@@ -96,6 +96,7 @@ class Journey:
     findings: tuple[Finding, ...]
     profile: ReceptorProfile | None  # of the inclusion IHC
     empty: bool = False  # no fact in view (all retracted, or recorded after known_at)
+    centre: str | None = None  # of the inclusion: where the patient's alerts are routed
 
     @property
     def reportable(self) -> bool:
@@ -121,6 +122,11 @@ def inclusion_profile(facts: PatientFacts, lines: list[Line], s: ClinicalSetting
     if not isinstance(anchor, IhcRecorded):
         return None, None
     return anchor, classify(anchor.payload, s)
+
+
+def centre_of(facts: PatientFacts) -> str | None:
+    """The patient's centre: the one named by the (first) inclusion."""
+    return facts.inclusion.payload.centre if facts.inclusion is not None else None
 
 
 def schedule_only(history: PatientHistory, s: ClinicalSettings) -> tuple[DueAssessment, ...]:
@@ -244,4 +250,5 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
         findings=tuple(sorted(set(findings))),
         profile=profile,
         empty=not history.events,
+        centre=centre_of(facts),
     )

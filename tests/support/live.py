@@ -1,0 +1,160 @@
+"""Helpers for the live-pipeline tests and benchmark: `journey` subprocesses, polling, rows.
+
+Workers run as real ``journey worker`` processes (their logs are JSON lines, parsed
+here); every wait is bounded and polls an observable condition (checkpoints in
+PostgreSQL, a worker's log), and fails early, with the worker's log, when a
+worker died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.store import ProjectionStore
+
+JOURNEY = [sys.executable, "-m", "mbcjourney", "--quiet"]
+POLL_S = 0.1
+STOP_TIMEOUT_S = 60.0
+
+Rows = tuple[list[Any], list[Any], list[Any], list[Any]]
+
+
+def journey(*args: str, cwd: Path, timeout: float = 600, ok: Iterable[int] = (0,)
+            ) -> subprocess.CompletedProcess[str]:
+    """Run ``journey ARGS`` to completion; fail with its stderr unless the exit status is ok."""
+    result = subprocess.run([*JOURNEY, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=dict(os.environ), check=False)
+    if result.returncode not in set(ok):
+        raise AssertionError(f"journey {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stderr[-4000:]}")
+    return result
+
+
+class Worker:
+    """A ``journey worker`` subprocess with its log in ``cwd/<name>.log``."""
+
+    def __init__(self, cwd: Path, name: str, args: Sequence[str]) -> None:
+        self.name = name
+        self.log_path = cwd / f"{name}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*JOURNEY, "--log-level", "info", "worker", *args], cwd=cwd,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                env=dict(os.environ))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush, no commit."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop(self) -> int:
+        """SIGTERM and wait (SIGKILL if it does not stop in time); returns the exit status."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return int(self.proc.returncode)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The worker's structured log records (optionally only those named ``name``)."""
+        records = []
+        for line in self.log_path.read_bytes().splitlines():
+            if line.startswith(b"{"):
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if name is None or record.get("event") == name:
+                    records.append(record)
+        return records
+
+    def tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
+               workers: Sequence[Worker] = ()) -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` or as soon as a worker died."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for worker in workers:
+            if not worker.alive():
+                raise AssertionError(f"worker {worker.name} exited {worker.proc.returncode} "
+                                     f"while waiting for {what}:\n{worker.tail()}")
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {w.name}:\n{w.tail()}" for w in workers)
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+        time.sleep(POLL_S)
+
+
+class Checkpoints:
+    """The worker's checkpoints in its PostgreSQL database (empty before it created them)."""
+
+    def __init__(self, db_url: str, topic: str) -> None:
+        self.store = ProjectionStore(make_engine(db_url))
+        self.consumer = f"worker:{topic}"
+
+    def read(self) -> dict[int, int]:
+        try:
+            return self.store.checkpoint(self.consumer)
+        except sa.exc.ProgrammingError:  # tables not created yet
+            return {}
+
+    def processed(self) -> int:
+        return sum(position + 1 for position in self.read().values())
+
+    def reached(self, ends: Mapping[int, int]) -> bool:
+        done = self.read()
+        return all(done.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+
+
+def store_rows(db_url: str) -> Rows:
+    """Every row of the four projection tables, in their stable order."""
+    engine = make_engine(db_url)
+    try:
+        store = ProjectionStore(engine)
+        return store.patient_rows(), store.line_rows(), store.due_rows(), store.finding_rows()
+    finally:
+        engine.dispose()
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    """``rejected N  reason`` lines of an ingest/publish summary, as {reason: N}."""
+    counts: dict[str, int] = {}
+    for line in output.splitlines():
+        parts = line.strip().split(None, 2)
+        if len(parts) == 3 and parts[0] == "rejected" and parts[1].isdigit():
+            counts[parts[2]] = int(parts[1])
+    return counts
+
+
+def worker_args(bootstrap: str, db_url: str, app_id: str, topic: str, dead_letter_topic: str,
+                *extra: str) -> list[str]:
+    return ["--bootstrap", bootstrap, "--db", db_url, "--app-id", app_id, "--topic", topic,
+            "--dead-letter-topic", dead_letter_topic, *extra]

@@ -1,0 +1,355 @@
+"""The live worker's processing, without Kafka: fakes of our own ports, a real SQLite store.
+
+The faust app only feeds :class:`BatchProcessor` and makes its deltas durable; here
+records are built from a simulated cohort, partitioned by patient like Kafka
+would, and the rows are compared with the embedded engine's for the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.events.codec import decode_with_body
+from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.histories import (
+    Histories,
+    Offer,
+    PatientLog,
+    decode_delta,
+    encode_deltas,
+)
+from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message, header
+from mbcjourney.processors.store import ProjectionStore
+from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
+from mbcjourney.simulate import SimulationSettings, iter_cohort
+from tests.support.builders import PatientBuilder, dumps
+
+PARTITIONS = 3
+RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
+TOPIC = "events"
+
+
+# --- fakes of the worker's ports ---------------------------------------------------------
+
+
+async def _acked() -> None:
+    return None
+
+
+class FakeChangelog:
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int, bytes]] = []
+
+    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[None]:
+        self.records.append((partition, offset, value))
+        return _acked()
+
+
+class FakeDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def send(self, letter: DeadLetter) -> Awaitable[None]:
+        self.letters.append(letter)
+        return _acked()
+
+
+class FakeTopic:
+    """Every record ever 'published', for re-reads."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, list[SourceRecord]] = {}
+        self.reads: list[tuple[int, int, int]] = []
+
+    def publish(self, key: bytes | None, value: bytes, partition: int | None = None
+                ) -> SourceRecord:
+        if partition is None:
+            partition = zlib.crc32(key or b"") % PARTITIONS
+        log = self.partitions.setdefault(partition, [])
+        record = SourceRecord(partition, len(log), key, value, 1_790_000_000_000)
+        log.append(record)
+        return record
+
+    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
+        self.reads.append((partition, start, end))
+        return self.partitions.get(partition, [])[start:end]
+
+    def everything(self) -> list[SourceRecord]:
+        return [r for p in sorted(self.partitions) for r in self.partitions[p]]
+
+
+@dataclass
+class Rig:
+    processor: BatchProcessor
+    histories: Histories
+    changelog: FakeChangelog
+    dead: FakeDeadLetters
+    store: ProjectionStore
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        yield pool
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ProjectionStore:
+    projection_store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'rows.db'}"))
+    projection_store.create()
+    return projection_store
+
+
+def rig(store: ProjectionStore, executor: ThreadPoolExecutor, topic: FakeTopic,
+        histories: Histories | None = None, batch_max: int = 20_000) -> Rig:
+    histories = histories if histories is not None else Histories()
+    changelog, dead = FakeChangelog(), FakeDeadLetters()
+    processor = BatchProcessor(
+        histories=histories, changelog=changelog, dead_letters=dead, ranges=topic,
+        sink=ProjectionSink(store, f"worker:{TOPIC}", executor), topic=TOPIC,
+        batch_max=batch_max)
+    return Rig(processor, histories, changelog, dead, store)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def process_all(processor: BatchProcessor, batches: list[list[SourceRecord]]) -> None:
+    for batch in batches:
+        await processor.process(batch)
+    await processor.drain()
+
+
+def rows(store: ProjectionStore) -> tuple[list[Any], ...]:
+    return store.patient_rows(), store.line_rows(), store.due_rows(), store.finding_rows()
+
+
+@pytest.fixture(scope="module")
+def cohort_lines() -> list[bytes]:
+    return list(iter_cohort(SimulationSettings(patients=40, seed=11)))
+
+
+def published(lines: list[bytes]) -> FakeTopic:
+    """Publish a file as ``journey publish`` does: validated bodies keyed by patient."""
+    topic = FakeTopic()
+    numbered = list(enumerate(lines, start=1))
+    for checked in validate_lines(numbered, BirthYearCheck(), received_at=RECEIVED):
+        for item in checked.valid:
+            topic.publish(item.row.patient_id.encode(), item.row.body.encode())
+    return topic
+
+
+def embedded_rows(lines: list[bytes], tmp_path: Path) -> tuple[list[Any], ...]:
+    engine = EmbeddedEngine(f"sqlite:///{tmp_path / 'embedded.db'}")
+    try:
+        engine.ingest(enumerate(lines, start=1), origin="cohort", received_at=RECEIVED)
+        engine.catch_up()
+        return rows(engine.store)
+    finally:
+        engine.close()
+
+
+def in_batches(records: list[SourceRecord], size: int) -> list[list[SourceRecord]]:
+    """Interleave partitions the way a consumer hands them over, ``size`` at a time."""
+    return [records[i : i + size] for i in range(0, len(records), size)]
+
+
+# --- histories ------------------------------------------------------------------------------
+
+
+def test_deltas_round_trip_and_split_below_the_size_limit() -> None:
+    bodies = [b'{"n": %d, "pad": "%s"}' % (i, b"x" * 300) for i in range(50)]
+    values = list(encode_deltas(41, bodies, max_bytes=4096))
+    assert len(values) > 1
+    assert all(len(v) <= 4096 for v in values)
+    decoded = [decode_delta(v) for v in values]
+    assert {offset for offset, _ in decoded} == {41}
+    assert [b for _, chunk in decoded for b in chunk] == bodies
+
+
+def test_a_history_classifies_repeats_as_the_event_log_does() -> None:
+    patient = PatientBuilder("P-000009")
+    raw = patient.raw("patient.included", "2024-01-02", {
+        "birth_year": 1960, "sex": "female", "centre": "C01", "consent_version": "v1",
+        "presentation": "de_novo", "metastatic_sites": ["liver"]})
+    event, body = decode_with_body(dumps(raw), received_at=RECEIVED)
+    log = PatientLog("P-000009", 0)
+    assert log.offer(event, body) is Offer.NEW
+    assert log.offer(event, body) is Offer.DUPLICATE
+    # resent without recorded_at: stamped at a new time, still the same fact
+    resent = {k: v for k, v in raw.items() if k != "recorded_at"}
+    assert log.offer(*decode_with_body(dumps(resent), received_at=RECEIVED)) is Offer.DUPLICATE
+    changed = {**raw, "payload": {**raw["payload"], "birth_year": 1961}}
+    assert log.offer(*decode_with_body(dumps(changed), received_at=RECEIVED)) is Offer.CONFLICT
+    assert len(log) == 1
+
+
+def test_restoring_deltas_twice_adds_nothing_and_a_small_cache_keeps_results(
+        cohort_lines: list[bytes]) -> None:
+    topic = published(cohort_lines)
+    histories = Histories(max_cached_events=50)  # forces evictions
+    for record in topic.everything():
+        event, body = decode_with_body(record.value or b"", received_at=RECEIVED)
+        histories.log_for(event.patient_id, record.partition).offer(event, body)
+    deltas = [(r.partition, next(encode_deltas(r.offset, [r.value or b""])))
+              for r in topic.everything()]
+    restored = Histories()
+    assert sum(restored.restore(p, v) for p, v in deltas) == histories.event_count()
+    assert sum(restored.restore(p, v) for p, v in deltas) == 0
+    for patient_id in histories.logs:
+        ids = {str(e.event_id) for e in histories.events(patient_id)}
+        assert ids == {str(e.event_id) for e in restored.events(patient_id)}
+    assert restored.positions == {p: len(rs) - 1 for p, rs in topic.partitions.items()}
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_rows_equal_the_embedded_engine_for_the_same_file(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    run(process_all(worker.processor, in_batches(topic.everything(), 700)))
+
+    assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+    assert store.checkpoint(f"worker:{TOPIC}") == {
+        p: len(rs) - 1 for p, rs in topic.partitions.items()}
+    assert worker.dead.letters == []
+    # the changelog is a few deltas per batch and partition, and restores the same table
+    restored = Histories()
+    for partition, _offset, value in worker.changelog.records:
+        restored.restore(partition, value)
+    assert {p: len(log) for p, log in restored.logs.items()} == {
+        p: len(log) for p, log in worker.histories.logs.items()}
+
+
+def test_redelivered_records_change_nothing(
+        cohort_lines: list[bytes], store: ProjectionStore, executor: ThreadPoolExecutor
+) -> None:
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    run(process_all(worker.processor, in_batches(topic.everything(), 900)))
+    before, deltas = rows(store), len(worker.changelog.records)
+
+    run(process_all(worker.processor, in_batches(topic.everything(), 500)))
+
+    assert rows(store) == before
+    assert len(worker.changelog.records) == deltas  # nothing new for the table
+    assert worker.dead.letters == []
+
+
+def test_offsets_skipped_by_the_consumer_are_read_again(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    records = topic.everything()
+    # the first 100 records of each partition were committed by Kafka but never stored
+    skipped = [r for r in records if r.offset >= 100]
+
+    run(process_all(worker.processor, in_batches(skipped, 600)))
+
+    assert sorted(topic.reads) == [(p, 0, 100) for p in sorted(topic.partitions)]
+    assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+
+
+def test_a_table_that_lost_its_changelog_is_rebuilt_from_the_topic(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines[: len(cohort_lines) // 2])
+    first = rig(store, executor, topic)
+    run(process_all(first.processor, in_batches(topic.everything(), 800)))
+    done = {p: len(rs) for p, rs in topic.partitions.items()}
+    for checked in validate_lines(enumerate(cohort_lines[len(cohort_lines) // 2:], 1),
+                                  BirthYearCheck(), received_at=RECEIVED):
+        for item in checked.valid:
+            topic.publish(item.row.patient_id.encode(), item.row.body.encode())
+
+    # a new worker whose table came back empty, handed only the new records
+    second = rig(store, executor, topic, histories=Histories())
+    fresh = [r for r in topic.everything() if r.offset >= done.get(r.partition, 0)]
+    run(process_all(second.processor, in_batches(fresh, 800)))
+
+    assert {(p, start) for p, start, _ in topic.reads} == {(r.partition, 0) for r in fresh}
+    assert second.dead.letters == []
+    # the later half is folded onto the whole history, as an uninterrupted worker does
+    reference = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'reference.db'}"))
+    reference.create()
+    uninterrupted = rig(reference, executor, topic)
+    run(process_all(uninterrupted.processor, in_batches(topic.everything(), 800)))
+    assert rows(store) == rows(reference)
+
+
+def test_bad_records_become_dead_letters_and_processing_goes_on(
+        store: ProjectionStore, executor: ThreadPoolExecutor) -> None:
+    topic = FakeTopic()
+    patient = PatientBuilder("P-000001")
+    included = patient.raw("patient.included", "2024-01-02", {
+        "birth_year": 1960, "sex": "female", "centre": "C01", "consent_version": "v1",
+        "presentation": "de_novo", "metastatic_sites": ["liver"]})
+    ihc = patient.raw("ihc.recorded", "2024-01-03", {
+        "specimen_id": "S1", "specimen_site": "metastasis", "er_percent": 90,
+        "pr_percent": 50, "her2_ihc": "0", "her2_ish": "not_done"})
+    key = b"P-000001"
+    topic.publish(key, dumps(included), partition=0)
+    topic.publish(key, b'{"event_type": "ihc.recorded", broken', partition=0)
+    topic.publish(b"P-000002", dumps(ihc), partition=0)  # wrong key: breaks per-patient order
+    topic.publish(key, dumps({**included, "payload": {**included["payload"],
+                                                       "birth_year": 1950}}), partition=0)
+    topic.publish(key, dumps(ihc), partition=0)
+    worker = rig(store, executor, topic)
+
+    run(process_all(worker.processor, [topic.everything()]))
+
+    reasons = [(d.origin, d.reason) for d in worker.dead.letters]
+    assert reasons == [
+        (f"{TOPIC}/0/1", "$: not valid JSON"),
+        (f"{TOPIC}/0/2", "key: must be the event's patient_id"),
+        (f"{TOPIC}/0/3", "event_id: already stored with different content"),
+    ]
+    assert [p.patient_id for p in store.patient_rows()] == ["P-000001"]
+    assert store.patient_rows()[0].hr_status == "positive"  # the IHC after them counted
+    assert store.checkpoint(f"worker:{TOPIC}") == {0: 4}
+    key_out, value, headers = dead_letter_message(worker.dead.letters[2])
+    assert key_out == key
+    assert orjson.loads(value)["payload"]["birth_year"] == 1950  # the original bytes
+    assert header(headers, "reason") == "event_id: already stored with different content"
+    assert header(headers, "event_id") == included["event_id"]
+
+
+def test_chunks_are_gathered_while_behind_and_processed_at_once_when_live(
+        cohort_lines: list[bytes], store: ProjectionStore, executor: ThreadPoolExecutor
+) -> None:
+    topic = published(cohort_lines)
+    records = topic.everything()
+    ends = {p: len(rs) for p, rs in topic.partitions.items()}
+    behind = rig(store, executor, topic, batch_max=1_000_000)
+    behind.processor.highwater = lambda partition: ends[partition] + 10_000
+    behind.processor.max_wait_s = 3600
+
+    async def offer_all(processor: BatchProcessor) -> list[Any]:
+        out = [await processor.offer(chunk) for chunk in in_batches(records, 300)]
+        await processor.handover()
+        return out
+
+    assert all(stats is None for stats in run(offer_all(behind.processor)))  # all held back
+    assert store.checkpoint(f"worker:{TOPIC}") == {p: n - 1 for p, n in ends.items()}
+
+    live = rig(store, executor, topic)
+    live.processor.highwater = lambda partition: ends[partition]
+    assert all(stats is not None for stats in run(offer_all(live.processor)))
