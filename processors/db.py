@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
 from mbcjourney.errors import ConfigurationError
 
@@ -41,3 +41,15 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def create_tables(metadata: MetaData, engine: Engine) -> None:
+    """``create_all``, tolerant of another process creating the same tables at the same moment.
+
+    PostgreSQL reports the loser of that race as a duplicate relation or type; the
+    tables then exist, so checking again is all that is needed.
+    """
+    try:
+        metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):
+        metadata.create_all(engine)

@@ -38,6 +38,7 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored, decode_stored_row, same_fact
+from mbcjourney.processors.db import create_tables
 
 metadata = MetaData()
 
@@ -161,7 +162,7 @@ class SqlEventLog:
         self.engine = engine
 
     def create(self) -> None:
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     # --- writing ---------------------------------------------------------------
 

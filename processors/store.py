@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 
+from mbcjourney.processors.db import create_tables
 from mbcjourney.projections.findings import Finding, FindingKind
 from mbcjourney.projections.journey import Journey, LineRow, PatientRow
 from mbcjourney.projections.schedule import Assessment, DueAssessment
@@ -110,7 +111,7 @@ class ProjectionStore:
         self._patient_tables = (self.patients, self.lines, self.due, self.findings)
 
     def create(self) -> None:
-        self.metadata.create_all(self.engine)
+        create_tables(self.metadata, self.engine)
 
     def drop(self) -> None:
         self.metadata.drop_all(self.engine)
