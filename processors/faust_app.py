@@ -186,14 +186,23 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
 
     async def project_patients(stream: Any) -> None:
         chunk = min(config.batch_max, TAKE_CHUNK)
-        async for events in stream.take_events(chunk, within=config.batch_within_s):
-            await processor.offer([_record(e) for e in events])
+        running = asyncio.ensure_future(processor.run())
+        running.add_done_callback(processing_stopped)
+        try:
+            async for events in stream.take_events(chunk, within=config.batch_within_s):
+                await processor.hand([_record(e) for e in events])
+        finally:
+            running.cancel()
 
     def before_handing_over(_sender: Any, *_revoked: Any, signal: Any, **_kw: Any
                             ) -> Awaitable[None]:
         return processor.handover()  # what this worker holds is stored before partitions move
 
     crashing: set[asyncio.Future[Any]] = set()
+
+    def processing_stopped(task: asyncio.Future[None]) -> None:
+        if not task.cancelled():  # run() only ends by failing: the worker stops, loudly
+            stop_on_failure(task.exception() or RuntimeError("batch processing ended"))
 
     def stop_on_failure(exc: BaseException) -> None:
         crash = asyncio.ensure_future(app.crash(exc))

@@ -3,10 +3,11 @@
 ``run_worker`` is the composition root of the scale-out deployment (the faust app
 itself is built in :mod:`~mbcjourney.processors.faust_app`); :class:`BatchProcessor`
 is the processing, written against small ports so it runs with fakes in the unit
-tests.  Records arrive in chunks (``stream.take_events``); live, each chunk is a
-batch; while catching up on a backlog (``BACKLOG_LAG`` records behind or more),
-chunks are gathered into batches of up to ``batch_max`` records, so a patient is
-projected and written once for many events.
+tests.  Records arrive in chunks (``stream.take_events``), handed to a processing
+task so that the consumer fills the next chunk meanwhile; live, what is held is
+processed at once; while catching up on a backlog (``BACKLOG_LAG`` records behind
+or more), chunks are gathered into batches of up to ``batch_max`` records, so a
+patient is projected and written once for many events.
 Per batch:
 
 1. **Contiguity.**  Per partition, the worker knows the last offset it projected
@@ -43,6 +44,7 @@ was committed past the checkpoint.  Before partitions move to another worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -250,31 +252,66 @@ class BatchProcessor:
         self._pending: list[SourceRecord] = []
         self._pending_since = 0.0
         self._lock = asyncio.Lock()
+        self._arrived = asyncio.Event()  # records were handed over
+        self._room = asyncio.Event()  # pending below its bound
+        self._room.set()
 
-    async def offer(self, records: Sequence[SourceRecord]) -> BatchStats | None:
-        """Collect a chunk; process what is held unless the worker is catching up.
+    async def hand(self, records: Sequence[SourceRecord]) -> None:
+        """Hand over a chunk from the consumer; :meth:`run` processes it.
 
-        Behind by ``backlog_lag`` records or more (the partitions' ends, as the
-        consumer last saw them), chunks are gathered up to ``batch_max`` records (or
-        ``max_wait_s``), so each patient is projected and written once for many of
-        their events.  Live, every chunk is processed at once.
+        Returns at once, so the consumer goes on filling the next chunk while this
+        one is processed; waits only when ``2 * batch_max`` records are already held.
         """
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.extend(records)
-        if (len(self._pending) >= self.batch_max or self._lag(self._pending) < self.backlog_lag
-                or time.monotonic() - self._pending_since >= self.max_wait_s):
-            return await self.flush()
-        return None
+        self._arrived.set()
+        if len(self._pending) >= 2 * self.batch_max:
+            self._room.clear()
+            await self._room.wait()
+
+    async def run(self) -> None:
+        """Process what is handed over, for ever: at once when live, in big batches if behind."""
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._pending:
+                wait = self._hold_back()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), timeout=wait)
+                    self._arrived.clear()
+                    continue
+                await self.flush()
+
+    async def offer(self, records: Sequence[SourceRecord]) -> BatchStats | None:
+        """Hand over a chunk and process what is held unless :meth:`run` would hold it back."""
+        await self.hand(records)
+        return None if self._hold_back() > 0 else await self.flush()
+
+    def _hold_back(self) -> float:
+        """Seconds to wait for more records before processing what is held (0: now).
+
+        Behind by ``backlog_lag`` records or more (the partitions' ends, as the
+        consumer last saw them), records are gathered up to ``batch_max`` (or for
+        ``max_wait_s``), so each patient is projected and written once for many of
+        their events.  Live, what is held is processed at once.
+        """
+        waited = time.monotonic() - self._pending_since
+        if (len(self._pending) >= self.batch_max or waited >= self.max_wait_s
+                or self._lag(self._pending) < self.backlog_lag):
+            return 0.0
+        return self.max_wait_s - waited
 
     async def process(self, records: Sequence[SourceRecord]) -> BatchStats | None:
-        """Process ``records`` (and anything gathered before) now."""
+        """Process ``records`` (and anything held before) now."""
         self._pending.extend(records)
         return await self.flush()
 
     async def flush(self) -> BatchStats | None:
         async with self._lock:
             records, self._pending = self._pending, []
+            self._room.set()
             return await self._process(records) if records else None
 
     async def handover(self) -> None:
