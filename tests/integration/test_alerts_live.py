@@ -59,7 +59,14 @@ from tests.support.alerting import (
     validated_bodies,
 )
 from tests.support.builders import PatientBuilder
-from tests.support.live import Checkpoints, Worker, journey, wait_until, worker_args
+from tests.support.live import (
+    Checkpoints,
+    Worker,
+    journey,
+    partitions_split,
+    wait_until,
+    worker_args,
+)
 from tests.support.webhooks import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -338,15 +345,8 @@ def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_the
                        what="worker a started", workers=[a])
             with alerting.worker("b", "--webhooks", str(hooks)) as b:
 
-                def settled() -> bool:  # both assigned, disjoint, all partitions covered
-                    latest = [w.events("worker.table_recovered") for w in (a, b)]
-                    if not all(latest):
-                        return False
-                    mine = [set(records[-1]["partitions"]) for records in latest]
-                    return (all(mine) and not mine[0] & mine[1]
-                            and mine[0] | mine[1] == set(range(PARTITIONS)))
-
-                wait_until(settled, timeout=START_TIMEOUT_S, what="two workers with 2+2 partitions",
+                wait_until(lambda: partitions_split([a, b], PARTITIONS), timeout=START_TIMEOUT_S,
+                           what="two workers with 2+2 partitions",
                            workers=[a, b])
                 settled_at = max(r["timestamp"] for w in (a, b)
                                  for r in w.events("worker.table_recovered"))

@@ -40,6 +40,7 @@ from tests.support.live import (
     Rows,
     Worker,
     journey,
+    partitions_split,
     store_rows,
     summary_counts,
     wait_until,
@@ -266,15 +267,8 @@ def test_two_workers_share_the_partitions_each_patient_on_one_in_order(live: Liv
     path = cohort(live.tmp, patients=400, seed=5)
     with embedded_ingest(path) as embedded, live.worker("a") as a, live.worker("b") as b:
 
-        def settled() -> bool:  # both assigned, disjoint, all partitions covered
-            latest = [w.events("worker.table_recovered") for w in (a, b)]
-            if not all(latest):
-                return False
-            mine = [set(records[-1]["partitions"]) for records in latest]
-            return (all(mine) and not mine[0] & mine[1]
-                    and mine[0] | mine[1] == set(range(PARTITIONS)))
-
-        wait_until(settled, timeout=START_TIMEOUT_S, what="two workers with 2+2 partitions",
+        wait_until(lambda: partitions_split([a, b], PARTITIONS), timeout=START_TIMEOUT_S,
+                   what="two workers with 2+2 partitions",
                    workers=[a, b])
         live.publish(path)
         ends = live.ends()

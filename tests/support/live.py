@@ -110,6 +110,20 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
         time.sleep(POLL_S)
 
 
+def partitions_split(workers: Sequence[Worker], partitions: int) -> bool:
+    """Every worker has recovered its table and together they cover each partition once."""
+    latest = [w.events("worker.table_recovered") for w in workers]
+    if not all(latest):
+        return False
+    mine = [set(records[-1]["partitions"]) for records in latest]
+    covered: set[int] = set()
+    for assigned in mine:
+        if not assigned or assigned & covered:
+            return False
+        covered |= assigned
+    return covered == set(range(partitions))
+
+
 class Checkpoints:
     """The worker's checkpoints in its PostgreSQL database (empty before it created them)."""
 
