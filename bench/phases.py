@@ -37,7 +37,7 @@ def ingest(path: str, db: str) -> int:
 
 def read_log_baseline(db: str) -> int:
     """Read every stored event in patient order (as a rebuild does) and JSON-decode it."""
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     count = 0
     for (body,) in conn.execute("SELECT body FROM events ORDER BY patient_id, position"):
         orjson.loads(body)

@@ -31,6 +31,7 @@ import orjson
 
 from bench.harness import emit, measure_here, run_phase
 from bench.harness import report as print_report
+from bench.phases import read_log_baseline
 from mbcjourney.processors.sources import KafkaSource
 
 TOPIC_PARTITIONS = 4
@@ -77,19 +78,6 @@ def prepare(events: str, seed: str, workdir: str) -> int:
     partial.rename(db)
     cohort.unlink()
     return int(summary.accepted)
-
-
-def read_log(db: str) -> int:
-    """Baseline: every stored event in patient order, JSON-decoded (what replay reads)."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    count = 0
-    for (body,) in conn.execute("SELECT body FROM events ORDER BY patient_id, position"):
-        orjson.loads(body)
-        count += 1
-    conn.close()
-    return count
 
 
 def _kafka(bootstrap_topic: str, crcs: str) -> KafkaSource:
@@ -186,7 +174,7 @@ def publish(db: str, bootstrap_topic: str) -> int:
 
 PHASES: dict[str, tuple[str, Callable[..., int]]] = {
     "prepare": ("simulate + ingest (setup)", prepare),
-    "read-log": ("read + JSON-decode log (baseline)", read_log),
+    "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
     "replay-sqlite": ("replay journey from SQLite", replay_sqlite),
     "publish": ("publish log to Kafka (setup)", publish),
     "read-kafka": ("read + JSON-decode Kafka (baseline)", read_kafka),

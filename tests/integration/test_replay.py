@@ -20,7 +20,6 @@ from mbcjourney.errors import ConfigurationError
 from mbcjourney.processors import sources
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog
-from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.processors.replay import (
     JourneyTarget,
     Replay,
@@ -37,7 +36,7 @@ from mbcjourney.processors.sources import JsonlSource, SqliteLogSource
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.projections import EVERYTHING, View, build_history
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
-from mbcjourney.simulate import SimulationSettings, write_cohort
+from tests.support.cohorts import embedded_log, simulated_cohort
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +58,8 @@ class Cohort:
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
     folder = tmp_path_factory.mktemp("cohort")
-    jsonl = folder / "cohort.jsonl"
-    with jsonl.open("wb") as out:
-        write_cohort(SimulationSettings(patients=400, seed=11), out)
-    db = folder / "live.db"
-    engine = EmbeddedEngine(f"sqlite:///{db}")
-    with jsonl.open("rb") as stream:
-        engine.ingest(numbered_lines(stream), origin="cohort", received_at=RECEIVED)
-    engine.catch_up()
-    engine.close()
-    return Cohort(jsonl, db)
+    jsonl = simulated_cohort(folder / "cohort.jsonl", patients=400, seed=11)
+    return Cohort(jsonl, embedded_log(jsonl, folder / "live.db", received_at=RECEIVED))
 
 
 @pytest.fixture

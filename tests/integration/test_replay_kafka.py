@@ -12,14 +12,12 @@ from typing import Any
 
 import pytest
 
-from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.processors.replay import JourneyTarget, Replay, ReplayOptions, table_hash
 from mbcjourney.processors.sources import KafkaSource, open_source
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.settings import DEFAULT_CLINICAL
-from mbcjourney.simulate import SimulationSettings, write_cohort
+from tests.support.cohorts import embedded_log, simulated_cohort
 
 pytestmark = pytest.mark.integration
 
@@ -27,16 +25,8 @@ RECEIVED = datetime(2026, 7, 1, tzinfo=UTC)
 
 
 def _live_db(folder: Path) -> Path:
-    jsonl = folder / "cohort.jsonl"
-    with jsonl.open("wb") as out:
-        write_cohort(SimulationSettings(patients=300, seed=5), out)
-    db = folder / "live.db"
-    engine = EmbeddedEngine(f"sqlite:///{db}")
-    with jsonl.open("rb") as stream:
-        engine.ingest(numbered_lines(stream), origin="cohort", received_at=RECEIVED)
-    engine.catch_up()
-    engine.close()
-    return db
+    jsonl = simulated_cohort(folder / "cohort.jsonl", patients=300, seed=5)
+    return embedded_log(jsonl, folder / "live.db", received_at=RECEIVED)
 
 
 def _publish(bootstrap: str, topic: str, db: Path) -> int:
