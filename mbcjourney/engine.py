@@ -24,7 +24,7 @@ from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ingest_lines
 from mbcjourney.processors.replay import active_prefix
-from mbcjourney.processors.store import Checkpoint, ProjectionStore
+from mbcjourney.processors.store import Checkpoint, ProjectionStore, Rows, journey_rows
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
 from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
 from mbcjourney.projections.facts import collect_facts
@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 CONSUMER = "embedded"
 WRITE_BATCH = 2000  # patients per store transaction
-REBUILD_SHARD = 2000  # patients per rebuild task
+REBUILD_SHARD = 500  # patients per rebuild task: small, so the workers finish together
 PARALLEL_FROM_LINES = 50_000  # below this, starting decode processes costs more than it saves
 
 
@@ -108,34 +108,21 @@ def _centre(patient_id: str, events: list[ClinicalEvent]) -> str | None:
     return centre_of(collect_facts(build_history(patient_id, events)))
 
 
-def project_range(db_url: str, settings: ClinicalSettings, between: tuple[str, str] | None,
-                  on_patients: Progress | None = None, prefix: str = "") -> int:
-    """Fold the patients whose ids are in ``between`` (all when None) into the store.
+def project_range(db_url: str, settings: ClinicalSettings, between: tuple[str, str]
+                  ) -> tuple[int, Rows]:
+    """A rebuild worker's task: fold the patients whose ids are in ``between`` into rows.
 
-    Runs in the calling process or in a rebuild worker; rows are inserted, so the
-    store must hold none for these patients.
+    The rows go back to the rebuilding process, the only writer: SQLite has one
+    write lock, and a worker waiting for it sleeps in steps of up to 100 ms.
     """
     engine = make_engine(db_url)
-    event_log, store = SqlEventLog(engine), ProjectionStore(engine, prefix)
-    count = 0
-    batch: list[Journey] = []
     try:
         with bulk_allocation():
-            for patient_id, events in event_log.histories(between=between):
-                batch.append(project(patient_id, events, settings))
-                if len(batch) >= WRITE_BATCH:
-                    store.write(batch, replace=False)
-                    count += len(batch)
-                    if on_patients:
-                        on_patients(len(batch))
-                    batch = []
-            store.write(batch, replace=False)
-            count += len(batch)
-            if on_patients:
-                on_patients(len(batch))
+            journeys = [project(patient_id, events, settings) for patient_id, events
+                        in SqlEventLog(engine).histories(between=between)]
     finally:
         engine.dispose()
-    return count
+    return len(journeys), journey_rows(journeys)
 
 
 class EmbeddedEngine:
@@ -187,31 +174,53 @@ class EmbeddedEngine:
         """Drop and rebuild every projection row from the log.
 
         With ``workers`` > 0 the patients are split into contiguous id ranges folded
-        by that many processes, each writing its own rows; the checkpoint is saved
-        once all are done.
+        by that many processes; this process writes the rows they send back, and
+        saves the checkpoint once all are written.
         """
         self.store.drop()
         self.store.create()
         last = self.log.last_position()
         if workers <= 0:
-            count = project_range(self.db_url, self.settings, None, on_patients,
-                                  self.store.prefix)
+            count = self._fold_all(on_patients)
         else:
-            ids = self.log.patient_ids()
-            shards = [(ids[i], ids[min(i + REBUILD_SHARD, len(ids)) - 1])
-                      for i in range(0, len(ids), REBUILD_SHARD)]
-            count = 0
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(project_range, self.db_url, self.settings, shard, None,
-                                       self.store.prefix) for shard in shards]
-                for future in as_completed(futures):
-                    done = future.result()
-                    count += done
-                    if on_patients:
-                        on_patients(done)
+            count = self._fold_parallel(workers, on_patients)
         self.store.write([], [Checkpoint(CONSUMER, 0, last)], replace=False)
         log.info("projections.rebuilt", patients=count, position=last, workers=workers)
+        return count
+
+    def _fold_all(self, on_patients: Progress | None) -> int:
+        count = 0
+        batch: list[Journey] = []
+        with bulk_allocation():
+            for patient_id, events in self.log.histories():
+                batch.append(project(patient_id, events, self.settings))
+                if len(batch) >= WRITE_BATCH:
+                    count += self._write_new(batch, on_patients)
+                    batch = []
+            count += self._write_new(batch, on_patients)
+        return count
+
+    def _write_new(self, journeys: list[Journey], on_patients: Progress | None) -> int:
+        self.store.write(journeys, replace=False)
+        if on_patients:
+            on_patients(len(journeys))
+        return len(journeys)
+
+    def _fold_parallel(self, workers: int, on_patients: Progress | None) -> int:
+        ids = self.log.patient_ids()
+        shards = [(ids[i], ids[min(i + REBUILD_SHARD, len(ids)) - 1])
+                  for i in range(0, len(ids), REBUILD_SHARD)]
+        count = 0
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(project_range, self.db_url, self.settings, shard)
+                       for shard in shards]
+            for future in as_completed(futures):
+                done, rows = future.result()
+                self.store.insert(rows)
+                count += done
+                if on_patients:
+                    on_patients(done)
         return count
 
     # --- reading ---------------------------------------------------------------

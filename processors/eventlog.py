@@ -14,18 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import NamedTuple
+from itertools import chain
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -73,6 +76,10 @@ dead_letters_table = Table(
 )
 
 _IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
+_FETCH = 5_000  # rows per fetch when streaming the log
+_MMAP_BYTES = 1 << 40  # as much of the file as SQLite allows (it caps this at its own limit)
+# Rows per multi-row INSERT: 8 parameters each, within SQLite's limit of 32,766 per statement.
+_INSERT_CHUNK = 2_000
 
 
 def _utc_text(moment: datetime) -> str:
@@ -185,44 +192,62 @@ class SqlEventLog:
         )
 
     def append_rows(self, rows: Sequence[EventRow]) -> tuple[list[int], int, list[int]]:
-        """Append prepared rows; returns (accepted indices, duplicate count, conflict indices)."""
+        """Append prepared rows; returns (accepted indices, duplicate count, conflict indices).
+
+        The insert itself finds the repeats: each id's first row in the batch is
+        inserted with ``ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id``,
+        so the unique index is probed once per row and only the (rare) ids it
+        refused are read back.  A separate existence query cost as much again.
+        """
+        first: dict[str, int] = {}  # event_id -> index of its first row in this batch
+        for index, row in enumerate(rows):
+            first.setdefault(row.event_id, index)
+        if not first:
+            return [], 0, []
+        inserted: set[str] = set()
+        with self.engine.begin() as conn:
+            candidates = [rows[i] for i in first.values()]  # batch order = log order
+            for start in range(0, len(candidates), _INSERT_CHUNK):
+                chunk = candidates[start : start + _INSERT_CHUNK]
+                inserted.update(conn.exec_driver_sql(
+                    self._insert_sql(len(chunk)), tuple(chain.from_iterable(chunk))
+                ).scalars().all())
+            known = self._stored([e for e in first if e not in inserted], conn)
+        for event_id in inserted:
+            row = rows[first[event_id]]
+            known[event_id] = (row.content_hash, row.body)
         accepted: list[int] = []
         conflicts: list[int] = []
         duplicates = 0
-        if not rows:
-            return accepted, duplicates, conflicts
-        with self.engine.begin() as conn:
-            known: dict[str, tuple[str, str]] = {}  # event_id -> (content hash, body)
-            unique_ids = list({r.event_id for r in rows})
-            for i in range(0, len(unique_ids), _IN_CHUNK):
-                found = conn.execute(
-                    select(events_table.c.event_id, events_table.c.content_hash,
-                           events_table.c.body).where(
-                        events_table.c.event_id.in_(unique_ids[i : i + _IN_CHUNK])
-                    )
-                )
-                known.update({r.event_id: (r.content_hash, r.body) for r in found})
-            new_rows = []
-            for index, row in enumerate(rows):
-                previous = known.get(row.event_id)
-                if previous is None:
-                    known[row.event_id] = (row.content_hash, row.body)
-                    accepted.append(index)
-                    new_rows.append(row)
-                elif is_repeat(previous[0], previous[1], row.content_hash, row.body):
-                    duplicates += 1
-                else:
-                    conflicts.append(index)
-            if new_rows:
-                conn.exec_driver_sql(self._insert_sql, new_rows)
+        for index, row in enumerate(rows):
+            if row.event_id in inserted and first[row.event_id] == index:
+                accepted.append(index)
+                continue
+            stored_hash, stored_body = known[row.event_id]
+            if is_repeat(stored_hash, stored_body, row.content_hash, row.body):
+                duplicates += 1
+            else:
+                conflicts.append(index)
         return accepted, duplicates, conflicts
 
-    @property
-    def _insert_sql(self) -> str:
+    def _stored(self, event_ids: list[str], conn: Connection) -> dict[str, tuple[str, str]]:
+        """(content hash, body) of stored events, by id."""
+        known: dict[str, tuple[str, str]] = {}
+        for i in range(0, len(event_ids), _IN_CHUNK):
+            found = conn.execute(
+                select(events_table.c.event_id, events_table.c.content_hash,
+                       events_table.c.body)
+                .where(events_table.c.event_id.in_(event_ids[i : i + _IN_CHUNK])))
+            known.update({r.event_id: (r.content_hash, r.body) for r in found})
+        return known
+
+    def _insert_sql(self, rows: int) -> str:
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         columns = EventRow._fields
-        return (f"INSERT INTO events ({', '.join(columns)}) "
-                f"VALUES ({', '.join([marker] * len(columns))})")
+        values = "(" + ", ".join([marker] * len(columns)) + ")"
+        return (f"INSERT INTO events ({', '.join(columns)}) VALUES "
+                f"{', '.join([values] * rows)} ON CONFLICT (event_id) DO NOTHING "
+                "RETURNING event_id")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
         rows = [
@@ -249,8 +274,7 @@ class SqlEventLog:
             .order_by(events_table.c.position)
         )
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
-            for position, event_type, version, body in result:
+            for position, event_type, version, body in _streamed(conn, query):
                 yield StoredEvent(position, decode_stored_row(event_type, version, body))
 
     def histories(self, patient_ids: Iterable[str] | None = None, *,
@@ -283,20 +307,16 @@ class SqlEventLog:
         query = select(*columns).order_by(events_table.c.patient_id, events_table.c.position)
         yield from self._grouped(query)
 
-    def _grouped(self, query: object) -> Iterator[tuple[str, list[ClinicalEvent]]]:
+    def _grouped(self, query: Select[Any]) -> Iterator[tuple[str, list[ClinicalEvent]]]:
         current: str | None = None
         batch: list[ClinicalEvent] = []
         with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                query  # type: ignore[call-overload]
-            )
-            for rows in result.partitions():
-                for patient_id, event_type, version, body in rows:
-                    if patient_id != current:
-                        if current is not None:
-                            yield current, batch
-                        current, batch = patient_id, []
-                    batch.append(decode_stored_row(event_type, version, body))
+            for patient_id, event_type, version, body in _streamed(conn, query):
+                if patient_id != current:
+                    if current is not None:
+                        yield current, batch
+                    current, batch = patient_id, []
+                batch.append(decode_stored_row(event_type, version, body))
         if current is not None:
             yield current, batch
 
@@ -343,6 +363,33 @@ class SqlEventLog:
                            r.event_type, r.patient_id)
                 for r in rows
             ]
+
+
+def _streamed(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of ``query``, streamed a batch at a time.
+
+    SQLite: straight from the driver's cursor, over a memory-mapped file.  A
+    rebuild reads the whole log, and SQLAlchemy's per-row result processing plus
+    copying every page into SQLite's (large) page cache added ~70 % to the
+    reading (1.7 µs per event on top of 2.3).  Elsewhere: server-side streaming.
+    """
+    if conn.dialect.name != "sqlite":
+        result = conn.execution_options(stream_results=True, yield_per=_FETCH).execute(query)
+        for rows in result.partitions():
+            yield from rows
+        return
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    # The log's queries bind plain strings and integers: no bind processing to apply.
+    params = [compiled.params[name] for name in compiled.positiontup or ()]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")
+    cursor = driver.execute(str(compiled), params)
+    try:
+        while rows := cursor.fetchmany(_FETCH):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 def patients_after(engine: Engine, position: int) -> tuple[list[str], int]:

@@ -135,7 +135,7 @@ def publish_lines(
         summary.read += len(checked.lines)
         for item in checked.valid:
             row = item.row
-            number = checked.lines[item.index][0]
+            number = checked.lines[item.at][0]
             pending.add(f"{origin}:{number}", producer.send(
                 topic, key=row.patient_id.encode(), value=row.body.encode()))
             summary.patients.add(row.patient_id)

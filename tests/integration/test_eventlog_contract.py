@@ -67,6 +67,27 @@ def test_reused_event_id_with_other_content_is_a_conflict(event_log: SqlEventLog
     assert stored.payload.cause == "disease"  # type: ignore[union-attr]
 
 
+def test_repeats_within_one_append_are_judged_against_what_is_kept(
+        event_log: SqlEventLog) -> None:
+    """The stored version wins over a batch's first sending; a new id's first sending is kept."""
+    b = PatientBuilder()
+    stored_raw = b.raw("death.recorded", "2024-01-01", {"cause": "disease"})
+    stored = decode_event(dumps(stored_raw), received_at=RECEIVED)
+    event_log.append([stored])
+    changed = decode_event(dumps({**stored_raw, "payload": {"cause": "other"}}),
+                           received_at=RECEIVED)
+    new = b.included("2023-01-01")
+    new_changed = decode_event(
+        dumps({**new.model_dump(mode="json"), "source": {"system": "other-system"}}),
+        received_at=RECEIVED)
+    outcome = event_log.append([changed, stored, new, new_changed, new])
+    assert outcome.accepted == [new]
+    assert outcome.duplicates == 2  # ``stored`` again, ``new`` again
+    assert outcome.conflicts == [changed, new_changed]
+    assert event_log.count() == 2
+    assert [s.event for s in event_log.read()] == [stored, new]
+
+
 def test_histories_group_events_per_patient(event_log: SqlEventLog) -> None:
     a, b = PatientBuilder("P-A"), PatientBuilder("P-B")
     events = [b.included("2024-01-01"), a.included("2024-01-01"), b.death("2024-06-01")]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
+
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events import encode_event
+from mbcjourney.processors import ingest
 from tests.support.builders import RECEIVED, PatientBuilder
 
 
@@ -44,3 +47,28 @@ def test_parallel_decode_equals_inline(tmp_path: Path) -> None:
     assert results[0][0]["accepted"] == 120
     assert results[0][0]["duplicates"] == 30
     assert results[0][0]["rejected"] == 30
+
+
+def test_commit_groups_keep_every_line_accounted_for(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches written together in one transaction: same summary, same dead letters, same log."""
+    b = PatientBuilder("P-X")
+    stored = b.included("2024-01-01")
+    conflicting = encode_event(stored).replace(b'"centre":"C01"', b'"centre":"C02"')
+    lines = [*_lines(), (1000, conflicting), (1001, b"[]"), (1002, encode_event(stored))]
+    results = []
+    for commit_rows in (ingest.COMMIT_ROWS, 7):
+        monkeypatch.setattr(ingest, "COMMIT_ROWS", commit_rows)
+        engine = EmbeddedEngine(f"sqlite:///{tmp_path / f'c{commit_rows}.db'}")
+        engine.log.append([stored])
+        summary = ingest.ingest_lines(lines, engine.log, origin="t", received_at=RECEIVED,
+                                      batch_size=5)
+        results.append((summary.as_dict(), [e.event for e in engine.log.read()],
+                        [(d.origin, d.reason, d.original) for d in engine.log.dead_letters()]))
+        engine.close()
+    assert results[0] == results[1]
+    counts, _, letters = results[0]
+    assert (counts["read"], counts["accepted"], counts["duplicates"]) == (183, 120, 31)
+    assert ("t:1000", "event_id: already stored with different content",
+            conflicting) in letters
+    assert ("t:1001", "$: must be a JSON object", b"[]") in letters
