@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from uuid import UUID
+from operator import itemgetter
 
-from mbcjourney.events.catalogue import ClinicalEvent, EventRetracted
+from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent, EventRetracted
+from mbcjourney.events.envelope import Envelope
 
 # Within one clinical moment, facts follow the order of care: a patient is included
 # before a line starts, a line starts before it is modified or ended, death comes last.
@@ -36,14 +37,30 @@ _SAME_DAY_RANK: dict[str, int] = {
     "death.recorded": 7,
 }
 _OTHER_RANK = 4
+# The same ranks keyed by catalogue class (whose ``event_type`` is fixed): an event's
+# class is at hand, its ``event_type`` string is one more object to fetch per event.
+_RANK_BY_CLASS: dict[type[Envelope], int] = {
+    cls: _SAME_DAY_RANK.get(cls.EVENT_TYPE, _OTHER_RANK) for cls in EVENT_CLASSES
+}
+_FIRST = itemgetter(0)
+
+SortKey = tuple[date, time, int, datetime, int]
 
 
-def clinical_sort_key(event: ClinicalEvent) -> tuple[date, time, int, datetime, UUID]:
-    """Total order: clinical date, time of day (date-only first), order of care, recording, id."""
+def clinical_sort_key(event: ClinicalEvent) -> SortKey:
+    """Total order: clinical date, time of day (date-only first), order of care, recording, id.
+
+    The id comes last as its 128-bit integer, which orders exactly as the UUID
+    does but compares in C; ``occurred_at`` is read once rather than through
+    ``occurred_on`` (this runs once per event on every rebuild).
+    """
     occurred = event.occurred_at
-    moment = occurred.time() if isinstance(occurred, datetime) else time.min
-    rank = _SAME_DAY_RANK.get(event.event_type, _OTHER_RANK)
-    return (event.occurred_on, moment, rank, event.recorded_at, event.event_id)
+    rank = _RANK_BY_CLASS.get(type(event))
+    if rank is None:  # not a catalogue class
+        rank = _SAME_DAY_RANK.get(event.event_type, _OTHER_RANK)
+    if isinstance(occurred, datetime):
+        return (occurred.date(), occurred.time(), rank, event.recorded_at, event.event_id.int)
+    return (occurred, time.min, rank, event.recorded_at, event.event_id.int)
 
 
 @dataclass(frozen=True)
@@ -66,28 +83,32 @@ EVERYTHING = View()
 
 def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View = EVERYTHING
                   ) -> PatientHistory:
-    """Apply ``view`` and retractions, drop repeated event ids, sort by clinical time."""
-    unique: dict[int, ClinicalEvent] = {}  # keyed by the UUID's integer: cheaper to hash
-    for event in events:
-        if view.known_at is not None and event.recorded_at > view.known_at:
-            continue
-        key = event.event_id.int
-        kept = unique.get(key)
-        if kept is None or clinical_sort_key(event) < clinical_sort_key(kept):
-            unique[key] = event  # the same id twice is one fact; keep a deterministic one
-    retractions = [e for e in unique.values() if isinstance(e, EventRetracted)]
+    """Apply ``view`` and retractions, drop repeated event ids, sort by clinical time.
+
+    Each event's sort key is computed once, and sorting comes first: of events
+    sharing an id, the one kept is then simply the first (the smallest key, and on
+    equal keys the first sent).  The key also carries the clinical date the
+    cut-off is tested against.  Event classes are the catalogue's own (the fold
+    routes them by exact class), so ``type(...) is`` stands for ``isinstance``,
+    which is slow on pydantic models.
+    """
+    known_at, cutoff = view.known_at, view.cutoff
+    keyed = [(clinical_sort_key(e), e) for e in events
+             if known_at is None or e.recorded_at <= known_at]
+    keyed.sort(key=_FIRST)  # stable: on equal keys, the order sent
+    seen: set[int] = set()  # ids, as the UUID's integer: cheaper to hash
+    facts: list[tuple[int, ClinicalEvent]] = []
+    retractions: list[EventRetracted] = []  # in clinical order
+    for key, event in keyed:
+        ident = key[-1]
+        if ident in seen:
+            continue  # the same id twice is one fact: the first in clinical order is kept
+        seen.add(ident)
+        if type(event) is EventRetracted:
+            retractions.append(event)
+        elif cutoff is None or key[0] <= cutoff:
+            facts.append((ident, event))
     retracted = {r.payload.target_event_id.int for r in retractions}
-    facts = [
-        e for key, e in unique.items()
-        if key not in retracted
-        and not isinstance(e, EventRetracted)
-        and (view.cutoff is None or e.occurred_on <= view.cutoff)
-    ]
-    facts.sort(key=clinical_sort_key)
-    unknown = tuple(
-        sorted(
-            (r for r in retractions if r.payload.target_event_id.int not in unique),
-            key=clinical_sort_key,
-        )
-    )
-    return PatientHistory(patient_id, tuple(facts), unknown)
+    unknown = tuple(r for r in retractions if r.payload.target_event_id.int not in seen)
+    return PatientHistory(
+        patient_id, tuple([e for ident, e in facts if ident not in retracted]), unknown)

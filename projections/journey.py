@@ -17,11 +17,13 @@ Rules not spelled out elsewhere (DESIGN section 8):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from mbcjourney.events.catalogue import IhcRecorded, VisceralCrisisAssessed
+from mbcjourney.events.catalogue import IhcRecorded
+from mbcjourney.events.envelope import Envelope
 from mbcjourney.events.vocabulary import RecistResponse, WithdrawalScope
 from mbcjourney.projections.concordance import first_line_concordant
 from mbcjourney.projections.facts import PatientFacts, collect_facts
@@ -104,23 +106,27 @@ class Journey:
         return not (self.erased or self.empty)
 
 
-def _anchor(items: list[IhcRecorded] | list[VisceralCrisisAssessed], first_start: date | None
-            ) -> IhcRecorded | VisceralCrisisAssessed | None:
-    """Last item on or before the first line's start (or the last so far), else the first after."""
+def _anchor(items: Sequence[Envelope], first_start: date | None) -> int | None:
+    """Index of the last item on or before the first line's start (or the last so far),
+    else of the first after; None when there is no item."""
     if not items:
         return None
     if first_start is None:
-        return items[-1]
-    before = [i for i in items if i.occurred_on <= first_start]
-    return before[-1] if before else items[0]
+        return len(items) - 1
+    last_before = 0
+    for index, item in enumerate(items):
+        if item.occurred_on <= first_start:
+            last_before = index
+    return last_before
 
 
 def inclusion_profile(facts: PatientFacts, lines: list[Line], s: ClinicalSettings
                       ) -> tuple[IhcRecorded | None, ReceptorProfile | None]:
     """The inclusion IHC and its receptor profile (None when no IHC is known)."""
-    anchor = _anchor(facts.ihcs, lines[0].start if lines else None)
-    if not isinstance(anchor, IhcRecorded):
+    index = _anchor(facts.ihcs, lines[0].start if lines else None)
+    if index is None:
         return None, None
+    anchor = facts.ihcs[index]
     return anchor, classify(anchor.payload, s)
 
 
@@ -152,13 +158,14 @@ def _status(facts: PatientFacts, lines: list[Line]) -> PatientStatus:
     return PatientStatus.BETWEEN_LINES if lines else PatientStatus.NOT_STARTED
 
 
-def _converted(inclusion: IhcRecorded, profile: ReceptorProfile, later: list[IhcRecorded],
-               s: ClinicalSettings) -> bool:
+def _converted(ihcs: list[IhcRecorded], profiles: list[ReceptorProfile], inclusion: int
+               ) -> bool:
+    """Whether an IHC dated after the inclusion one (``ihcs[inclusion]``) changes the status."""
     definitive = (Her2Status.POSITIVE, Her2Status.NEGATIVE)
-    for ihc in later:
-        if ihc.occurred_on <= inclusion.occurred_on:
+    included_on, profile = ihcs[inclusion].occurred_on, profiles[inclusion]
+    for ihc, other in zip(ihcs, profiles, strict=True):
+        if ihc.occurred_on <= included_on:
             continue
-        other = classify(ihc.payload, s)
         if other.hr_status is not profile.hr_status:
             return True
         if (other.her2_status in definitive and profile.her2_status in definitive
@@ -177,21 +184,26 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
     lines, findings = derive_lines(facts)
     first_start = lines[0].start if lines else None
 
-    inclusion_ihc, profile = inclusion_profile(facts, lines, s)
+    # Each IHC is classified once: for the inclusion profile, conversion and ISH findings.
+    profiles = [classify(ihc.payload, s) for ihc in facts.ihcs]
+    inclusion = _anchor(facts.ihcs, first_start)
+    profile: ReceptorProfile | None = None
     conversion = False
-    if inclusion_ihc is not None and profile is not None:
-        conversion = _converted(inclusion_ihc, profile, facts.ihcs, s)
+    if inclusion is not None:
+        profile = profiles[inclusion]
+        conversion = _converted(facts.ihcs, profiles, inclusion)
         if profile.her2_status is Her2Status.PENDING:
-            findings.append(Finding(pid, FindingKind.HER2_PENDING, str(inclusion_ihc.event_id)))
+            findings.append(Finding(pid, FindingKind.HER2_PENDING,
+                                    str(facts.ihcs[inclusion].event_id)))
     elif facts.inclusion is not None:
         findings.append(Finding(pid, FindingKind.NO_INCLUSION_IHC, str(facts.inclusion.event_id)))
-    for ihc in facts.ihcs:
-        if classify(ihc.payload, s).ish_disagrees:
+    for ihc, ihc_profile in zip(facts.ihcs, profiles, strict=True):
+        if ihc_profile.ish_disagrees:
             findings.append(Finding(pid, FindingKind.ISH_DISAGREES_WITH_RATIO, str(ihc.event_id)))
     group = profile.group if profile else Group.UNKNOWN
 
     crisis = _anchor(facts.crisis_assessments, first_start)
-    visceral_crisis = isinstance(crisis, VisceralCrisisAssessed) and crisis.payload.present
+    visceral_crisis = crisis is not None and facts.crisis_assessments[crisis].payload.present
     concordant = (first_line_concordant(group, visceral_crisis, lines[0].drugs_at_start)
                   if lines else None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 
 from mbcjourney.events.catalogue import LineEnded, LineModified, LineStarted
 from mbcjourney.events.drugs import Drug, normalise_drug
@@ -18,6 +19,7 @@ from mbcjourney.projections.findings import Finding, FindingKind
 
 END_NEXT_LINE = "next_line"
 END_DEATH = "death"
+_DAY = itemgetter(0)  # of an end candidate; min() keeps the first on a tie
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ def regimen_name(drugs: tuple[Drug, ...]) -> str:
 @dataclass
 class _Open:
     started: LineStarted
-    drugs: dict[str, Drug] = field(default_factory=dict)
+    drugs: dict[str, Drug] = field(default_factory=dict)  # as modified so far
     ended: LineEnded | None = None
+    at_start: tuple[Drug, ...] = ()  # the drugs as started, before any modification
 
 
 def _drugs(names: list[str]) -> dict[str, Drug]:
@@ -73,7 +76,8 @@ def derive_lines(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
                     Finding(pid, FindingKind.REPEATED_LINE_REF, str(event.event_id), ref)
                 )
                 continue
-            state = _Open(event, _drugs(event.payload.drugs))
+            drugs = _drugs(event.payload.drugs)
+            state = _Open(event, drugs, at_start=tuple(drugs.values()))
             for drug in state.drugs.values():
                 if not drug.known:
                     findings.append(
@@ -101,11 +105,12 @@ def derive_lines(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
             state_or_none.ended = event
 
     death = facts.death.occurred_on if facts.death else None
+    starts = [state.started.occurred_on for state in opened]
     lines: list[Line] = []
     for index, state in enumerate(opened):
         number = index + 1
-        start = state.started.occurred_on
-        next_start = opened[index + 1].started.occurred_on if index + 1 < len(opened) else None
+        start = starts[index]
+        next_start = starts[index + 1] if number < len(starts) else None
         # Candidates in order of precedence on a tie: explicit end, next line, death.
         candidates: list[tuple[date, str]] = []
         if state.ended is not None:
@@ -114,7 +119,7 @@ def derive_lines(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
             candidates.append((next_start, END_NEXT_LINE))
         if death is not None and death >= start:
             candidates.append((death, END_DEATH))
-        end, reason = min(candidates, key=lambda c: c[0]) if candidates else (None, None)
+        end, reason = min(candidates, key=_DAY) if candidates else (None, None)
         declared = state.started.payload.declared_line_number
         if declared is not None and declared != number:
             findings.append(
@@ -126,7 +131,7 @@ def derive_lines(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
                 number=number,
                 line_ref=state.started.payload.line_ref,
                 start=start,
-                drugs_at_start=tuple(_drugs(state.started.payload.drugs).values()),
+                drugs_at_start=state.at_start,
                 drugs_now=tuple(state.drugs.values()),
                 end=end,
                 end_reason=reason,

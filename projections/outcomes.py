@@ -16,6 +16,7 @@ The data cut-off is applied to the history before this runs.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date
 
@@ -55,15 +56,28 @@ def first_progression(line: Line, progression_dates: list[date]) -> date | None:
     return None
 
 
+def assessments_within(line: Line, facts: PatientFacts) -> slice:
+    """The tumour assessments :meth:`Line.within` the line, as a slice of ``facts``.
+
+    The history is sorted, so their dates are: two bisections replace a scan
+    of every assessment for every line.
+    """
+    dates = facts.tumour_assessment_dates
+    first = bisect_left(dates, line.start)
+    stop = len(dates) if line.next_start is None else bisect_left(dates, line.next_start)
+    return slice(first, max(first, stop))
+
+
 def line_outcome(line: Line, facts: PatientFacts) -> LineOutcome:
     start = line.start
     progression = first_progression(line, facts.progression_dates)
-    assessments = [i for i in facts.tumour_assessments if line.within(i.occurred_on)]
+    within = assessments_within(line, facts)
 
     if progression is not None:
         ttp = TimeToEvent((progression - start).days, True)
     else:
-        last = assessments[-1].occurred_on if assessments else start
+        empty = within.stop == within.start
+        last = start if empty else facts.tumour_assessment_dates[within.stop - 1]
         ttp = TimeToEvent((last - start).days, False)
 
     pfs = ttp
@@ -83,6 +97,6 @@ def line_outcome(line: Line, facts: PatientFacts) -> LineOutcome:
         last_fact = facts.last_fact_date or start
         ttnt = TimeToEvent((last_fact - start).days, False)
 
-    responses = [i.payload.recist_response for i in assessments if i.payload.recist_response]
+    responses = [r for r in facts.tumour_assessment_responses[within] if r]
     best = min(responses, key=RESPONSE_RANK.__getitem__) if responses else None
     return LineOutcome(progression, ttp, pfs, ttnt, best)
