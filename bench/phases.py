@@ -63,6 +63,9 @@ PHASES: dict[str, tuple[str, Callable[..., int]]] = {
 }
 
 if __name__ == "__main__":
+    from mbcjourney import logs
+
+    logs.configure("warning")  # as the CLI's default: no per-line debug records
     name, *args = sys.argv[1:]
     label, work = PHASES[name]
     emit(measure_here(label, lambda: work(*args)))  # peak memory: this process only

@@ -11,7 +11,8 @@ On a simulated cohort of about N events, ingested into an embedded SQLite log
 Every phase runs in a fresh process (``bench.harness.run_phase``) and reports
 its own peak resident memory; run two sizes to see that it stays flat.
 Targets: >= 150,000 events/s from SQLite; Kafka >= 50 % of its raw read rate.
-``--profile`` also writes a cProfile of the SQLite replay (top functions).
+``--profile FILE`` also writes a cProfile of the SQLite replay (top functions) to FILE,
+and of the Kafka replay to FILE.kafka.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ def replay_sqlite(db: str, into: str, profile: str = "") -> int:
     return _replay("sqlite", db, into, profile)
 
 
-def replay_kafka(bootstrap_topic: str, into: str, crcs: str) -> int:
-    return _replay("kafka", bootstrap_topic, into, crcs=crcs)
+def replay_kafka(bootstrap_topic: str, into: str, crcs: str, profile: str = "") -> int:
+    return _replay("kafka", bootstrap_topic, into, profile, crcs=crcs)
 
 
 def read_kafka(bootstrap_topic: str, crcs: str) -> int:
@@ -198,7 +199,8 @@ def main() -> None:
                         help="check record CRCs when reading Kafka (kafka-python's default: "
                              "on; 'off' shows the rates a C crc32c would allow)")
     parser.add_argument("--profile", type=Path, default=None,
-                        help="write a cProfile of the SQLite replay to this file")
+                        help="write a cProfile of the SQLite replay to this file (and of "
+                             "the Kafka replay to FILE.kafka)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
@@ -220,7 +222,8 @@ def main() -> None:
             print(f"published {published.events:,} events in {published.seconds:.0f} s")
         read_kafka_m = run_phase("bench.replay", "phase", "read-kafka", where, args.kafka_crcs)
         replay_kafka_m = run_phase("bench.replay", "phase", "replay-kafka", where,
-                                   str(workdir / "replay-kafka.db"), args.kafka_crcs)
+                                   str(workdir / "replay-kafka.db"), args.kafka_crcs,
+                                   f"{args.profile.resolve()}.kafka" if args.profile else "")
         rows.append((replay_kafka_m, read_kafka_m))
         targets[replay_kafka_m.name] = ">= 50 % of baseline"
     print_report(f"Replay, single process, {setup.events:,} events", rows, targets)

@@ -10,7 +10,9 @@ How a build goes::
 
     register   projection_versions row (status "building"), the version's tables
     stage      Kafka / JSON Lines only: raw records into a staging table, with the
-               source position, in one transaction per batch (arrival order)
+               source position, in one transaction per batch; each batch is sorted by
+               patient before it is written (a "run"), so that on SQLite the fold
+               merges the runs, reading each sequentially
     fold       patient by patient, in patient-id order: build_history (sorted,
                retractions, --known-at, --cutoff), the projection, rows; each batch
                of patients committed with "last patient done" in the registry row
@@ -33,17 +35,19 @@ it: the build's tables and registry row are removed.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
 import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
-from operator import itemgetter
+from functools import partial
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -85,6 +89,7 @@ from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.eventlog import is_repeat
 from mbcjourney.processors.ingest import BirthYearCheck
 from mbcjourney.processors.sources import (
+    EPOCH,
     ArrivalSource,
     JsonlSource,
     KafkaSource,
@@ -340,6 +345,18 @@ def _canonical(value: object) -> object:
     return value
 
 
+def _row_encoder(table: Table) -> Callable[[Sequence[object]], bytes]:
+    """How one row of ``table`` becomes its canonical JSON line (without the newline).
+
+    Only a date-time needs Python to canonicalise it (UTC, aware); dates, enums,
+    booleans, numbers and text come out of orjson exactly as :func:`_canonical`
+    would make them, so a table without date-time columns is dumped as a tuple.
+    """
+    if any(isinstance(c.type, DateTime) for c in table.columns):
+        return lambda row: orjson.dumps([_canonical(v) for v in row])
+    return lambda row: orjson.dumps(tuple(row))
+
+
 def table_hash(engine: Engine, tables: Sequence[tuple[str, Table]]
                ) -> tuple[str, dict[str, int]]:
     """sha256 over every table's rows sorted by key, in a canonical text form; and row counts.
@@ -357,14 +374,49 @@ def table_hash(engine: Engine, tables: Sequence[tuple[str, Table]]
             digest.update(orjson.dumps([c.name for c in table.columns]) + b"\n")
             order = [c.collate("C") if postgres and isinstance(c.type, String) else c
                      for c in table.primary_key.columns]
+            encode = _row_encoder(table)
             count = 0
             with conn.execution_options(stream_results=True, yield_per=5000).execute(
                     select(table).order_by(*order)) as result:
-                for row in result:
-                    digest.update(orjson.dumps([_canonical(v) for v in row]) + b"\n")
-                    count += 1
+                for rows in result.partitions():
+                    # One update per partition: hashing is incremental, the bytes are equal.
+                    digest.update(b"".join([encode(row) + b"\n" for row in rows]))
+                    count += len(rows)
             counts[logical] = count
     return f"sha256:{digest.hexdigest()}", counts
+
+
+class _BulkInsert:
+    """A plain DB-API ``executemany`` into one table, with the dialect's own bind conversions.
+
+    Why: SQLAlchemy's ``insert(table)`` with a list of dicts spends more time building
+    parameters (per row, per column) than the database spends inserting them.  The
+    values stored are the same: each column's type converts as SQLAlchemy would.
+    """
+
+    def __init__(self, table: Table, dialect: Any) -> None:
+        quote = dialect.identifier_preparer.quote
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        columns = list(table.columns)
+        self.names = tuple(c.name for c in columns)
+        self.sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+                    f"({', '.join(quote(n) for n in self.names)}) "
+                    f"VALUES ({', '.join([marker] * len(columns))})")
+        self.processors = [(i, p) for i, c in enumerate(columns)
+                           if (p := c.type.bind_processor(dialect)) is not None]
+
+    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.processors:
+            rows = [self._bind(row) for row in rows]
+        conn.exec_driver_sql(self.sql, rows)
+
+    def _bind(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for i, process in self.processors:
+            values[i] = process(values[i])
+        return tuple(values)
 
 
 # --- what a build folds into: the built-in journey, or an analyst's projection ------------------
@@ -407,9 +459,17 @@ class _JourneySink:
         self.outputs: tuple[tuple[str, Table], ...] = (
             ("patients", store.patients), ("lines", store.lines),
                         ("due_assessments", store.due), ("findings", store.findings))
+        dialect = store.engine.dialect
+        self._inserts = [(_BulkInsert(t, dialect), getter) for t, getter in (
+            (store.patients, lambda j: (j.patient,)), (store.lines, lambda j: j.lines),
+            (store.due, lambda j: j.due), (store.findings, lambda j: j.findings))]
 
     def write(self, conn: Connection, results: list[Any]) -> None:
-        self.store.write_in(conn, results, replace=False)
+        """Insert the batch's rows: a new version's tables hold no row of these patients."""
+        kept = [j for j in results if j.reportable]
+        for insert_rows, rows_of in self._inserts:
+            values = attrgetter(*insert_rows.names)
+            insert_rows.run(conn, [values(r) for j in kept for r in rows_of(j)])
 
     def checkpoint(self, conn: Connection, checkpoints: Sequence[Checkpoint]) -> None:
         self.store.write_in(conn, [], checkpoints, replace=False)
@@ -450,13 +510,18 @@ class _AnalystSink:
                            nullable=c.allows_none) for c in projection.columns]
         self.table = Table(f"{prefix}rows", md, *columns)
         self.names = projection.column_names
+        self._insert = _BulkInsert(self.table, engine.dialect)
         self.tables: tuple[Table, ...] = (self.table,)
         self.outputs: tuple[tuple[str, Table], ...] = (("rows", self.table),)
 
     def write(self, conn: Connection, results: list[Any]) -> None:
-        rows = [dict(zip(self.names, row, strict=True)) for rows in results for row in rows]
-        if rows:
-            conn.execute(insert(self.table), rows)
+        width = len(self.names)
+        rows = [tuple(row) for rows in results for row in rows]
+        for row in rows:
+            if len(row) != width:  # the check zip(strict=True) made of a row of dicts
+                raise ValueError(f"a row of {self.table.name} has {len(row)} values, "
+                                 f"not {width}")
+        self._insert.run(conn, rows)
 
     def checkpoint(self, conn: Connection, checkpoints: Sequence[Checkpoint]) -> None:
         """Analyst tables carry no live-reader checkpoints."""
@@ -619,6 +684,8 @@ class Replay:
         self.sink = self.target.sink(self.engine, info.prefix)
         self.staging = _staging_table(info.prefix)
         self.state = _Progress.of(info.progress)
+        if resumed_from in ("stage", "fold") and not isinstance(self.source, SqliteLogSource):
+            self._check_staging()
         log.info("replay.started", name=info.name, version=info.version, build=info.build_id,
                  resumed=resumed_from is not None, phase=self.state.phase)
         try:
@@ -695,35 +762,68 @@ class Replay:
     # --- stage (arrival-order sources) ----------------------------------------------------------
 
     def _stage(self) -> None:
+        """Spill the source into the staging table, one sorted run per committed batch.
+
+        Each batch is sorted by (patient, partition, offset) before it is inserted, under
+        ids ``run << RUN_BITS | i``: on SQLite the fold then merges the runs, each read
+        in id (= rowid) order, sequentially, instead of sorting every row by an index and
+        reading the rows back in random order.
+        """
         source = self.source
         assert isinstance(source, KafkaSource | JsonlSource)
         arrival: ArrivalSource = source
         positions = self.state.staged or arrival.start(self.snapshot)
         counts = self.state.counts
+        run = self._runs()
         with self.progress(arrival.remaining(self.snapshot, positions), "ev", "stage") as advance:
             for records, after in arrival.read(self.snapshot, positions):
                 rows = []
                 for record in records:
-                    patient_id, reason = _patient_of(record)
-                    if patient_id is None:
-                        counts.rejected[reason] += 1
+                    key = record.key
+                    if key is not None and _usable_id(key):  # a Kafka record: keyed by patient
+                        patient_id: str | None = key
                     else:
-                        rows.append((patient_id, record.partition, record.seq,
-                                     record.received_us, record.raw))
+                        patient_id, reason = _patient_of(record)
+                        if patient_id is None:
+                            counts.rejected[reason] += 1
+                            continue
+                    rows.append((patient_id, record.partition, record.seq, record.received_us,
+                                 record.raw))
+                rows.sort()  # (patient, partition, seq) is unique: the body is never compared
+                base = run << RUN_BITS
                 counts.read += len(records)
                 with self.engine.begin() as conn:
-                    _insert_staging(conn, self.staging, rows)
+                    _insert_staging(conn, self.staging, [(base + i, *row)
+                                                         for i, row in enumerate(rows)])
                     self.state.staged = after
                     self._save(conn)
+                run += 1
                 advance(len(records))
                 self._committed()
         with self.engine.begin() as conn:
-            Index(f"{self.staging.name}_by_patient", self.staging.c.patient_id,
-                  self.staging.c.part, self.staging.c.seq).create(conn, checkfirst=True)
+            if _postgres(conn):  # PostgreSQL reads the staged rows back through an index
+                Index(f"{self.staging.name}_by_patient", self.staging.c.patient_id,
+                      self.staging.c.part, self.staging.c.seq).create(conn, checkfirst=True)
             self.state.phase = "fold"
             self._save(conn)
         log.info("replay.staged", build=self.info.build_id, read=counts.read,
                  rejected=counts.rejected_total)
+
+    def _check_staging(self) -> None:
+        """An unfinished build staged by an older replay (no run ids) cannot go on."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns(self.staging.name)}
+        if "id" not in columns:
+            raise ConfigurationError(
+                f"{self.info.name} version {self.info.version} was staged by an older "
+                f"version of replay; drop it (journey projections drop {self.info.name} "
+                f"{self.info.version}) and replay again")
+
+    def _runs(self) -> int:
+        """How many runs the staging table holds (the number of the next one)."""
+        st = self.staging
+        with self.engine.connect() as conn:
+            last = conn.execute(select(func.max(st.c.id))).scalar_one()
+        return 0 if last is None else (int(last) >> RUN_BITS) + 1
 
     # --- fold -------------------------------------------------------------------------------------
 
@@ -734,18 +834,50 @@ class Replay:
             return total, self.source.histories(self.snapshot, after, known_at)
         st = self.staging
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(st)
-                                 .where(st.c.patient_id > after)).scalar_one()
+            if after or _postgres(conn):
+                total = conn.execute(select(func.count()).select_from(st)
+                                     .where(st.c.patient_id > after)).scalar_one()
+            else:  # every row: the runs' sizes, from their last ids (no scan)
+                total = 0
+                for run in range(self._runs()):
+                    last = conn.execute(select(func.max(st.c.id)).where(
+                        (st.c.id >= run << RUN_BITS) & (st.c.id < (run + 1) << RUN_BITS))
+                    ).scalar_one()
+                    total += 0 if last is None else int(last) - (run << RUN_BITS) + 1
         return int(total), self._staged_groups(after)
 
     def _staged_groups(self, after: str) -> Generator[PatientEvents, None, None]:
+        """Each staged patient after ``after``, rows in (partition, offset) order."""
         st = self.staging
-        query = (select(st.c.patient_id, st.c.received_us, st.c.body)
-                 .where(st.c.patient_id > after).order_by(st.c.patient_id, st.c.part, st.c.seq))
-        with self.engine.connect() as conn, conn.execution_options(
-                stream_results=True, yield_per=5000).execute(query) as result:
-            for patient_id, rows in itertools.groupby(result, key=itemgetter(0)):
-                yield _admit(patient_id, rows)
+        columns = (st.c.patient_id, st.c.part, st.c.seq, st.c.received_us, st.c.body)
+        with self.engine.connect() as conn:
+            if _postgres(conn):
+                query = (select(*columns).where(st.c.patient_id > after)
+                         .order_by(st.c.patient_id, st.c.part, st.c.seq))
+                with conn.execution_options(stream_results=True, yield_per=5000).execute(
+                        query) as result:
+                    for patient_id, rows in itertools.groupby(result, key=itemgetter(0)):
+                        yield _admit(patient_id, rows)
+                return
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            sql = (f'SELECT patient_id, part, seq, received_us, body FROM "{st.name}" '
+                   "WHERE id >= ? AND id < ? AND patient_id > ? ORDER BY id")
+            runs = [raw.execute(sql, (run << RUN_BITS, (run + 1) << RUN_BITS, after))
+                    for run in range(self._runs())]
+            # Each run is read in blocks (faster than row by row), all of them together
+            # holding about MERGE_BUFFER rows whatever the number of runs.
+            size = max(16, MERGE_BUFFER // max(len(runs), 1))
+            blocks = [itertools.chain.from_iterable(iter(partial(cursor.fetchmany, size), []))
+                      for cursor in runs]
+            try:
+                # Rows compare by (patient, partition, seq), unique: a total order.
+                for patient_id, rows in itertools.groupby(heapq.merge(*blocks),
+                                                          key=itemgetter(0)):
+                    yield _admit(patient_id, rows)
+            finally:
+                for cursor in runs:
+                    cursor.close()
 
     def _fold(self) -> None:
         state, counts = self.state, self.state.counts
@@ -774,7 +906,8 @@ class Replay:
                     counts.read += group.read
                 counts.events += len(group.events)
                 counts.patients += 1
-                counts.rejected.update(group.rejected)
+                if group.rejected:
+                    counts.rejected.update(group.rejected)
                 counts.duplicates += group.duplicates
                 state.folded_through = group.patient_id
                 pending_patients += 1
@@ -886,9 +1019,16 @@ def _bound_memory(engine: Engine) -> None:
 # --- staging ------------------------------------------------------------------------------
 
 
+RUN_BITS = 32  # staging ids: run number << RUN_BITS | row number in the (sorted) run
+MERGE_BUFFER = 20_000  # staged rows read ahead, over all runs, while merging them
+
+
 def _staging_table(prefix: str) -> Table:
     return Table(
         f"{prefix}staging", MetaData(),
+        # INTEGER on SQLite: the rowid itself, so a run is a contiguous stretch of the table.
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=False),
         Column("patient_id", _patient_key(), nullable=False),
         Column("part", Integer, nullable=False),
         Column("seq", BigInteger, nullable=False),
@@ -900,7 +1040,7 @@ def _staging_table(prefix: str) -> Table:
 def _insert_staging(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    columns = "patient_id, part, seq, received_us, body"
+    columns = "id, patient_id, part, seq, received_us, body"
     if _postgres(conn):
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -909,7 +1049,8 @@ def _insert_staging(conn: Connection, table: Table, rows: list[tuple[Any, ...]])
             for row in rows:
                 copy.write_row(row)
         return
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES (?, ?, ?, ?, ?)', rows)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES (?, ?, ?, ?, ?, ?)',
+                         rows)
 
 
 def _patient_of(record: RawRecord) -> tuple[str | None, str]:
@@ -938,38 +1079,45 @@ def _usable_id(text: str) -> bool:
     return 0 < len(text) <= 64 and text.isprintable()
 
 
-def _admit(patient_id: str, rows: Iterator[Any]) -> PatientEvents:
+def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]]) -> PatientEvents:
     """Validate one patient's staged records in arrival order, as ingest into the log would.
 
-    Invalid records are counted by reason; the same event twice is a duplicate; the same
-    id with different content is refused; a fact dated before the birth year is refused.
+    ``rows`` are (patient, partition, seq, received_us, body).  Invalid records are
+    counted by reason; the same event twice is a duplicate; the same id with different
+    content is refused; a fact dated before the birth year is refused.
     """
-    group = PatientEvents(patient_id, [], 0)
+    rejected: Counter[str] = Counter()
     decoded: list[tuple[ClinicalEvent, bytes]] = []
-    for _pid, received_us, body in rows:
-        group.read += 1
-        try:
-            decoded.append(decode_with_body(bytes(body), received_at=received_at(received_us)))
+    read = 0
+    decode, append = decode_with_body, decoded.append
+    for _pid, _part, _seq, received_us, body in rows:
+        read += 1
+        try:  # received_at inlined: this loop runs once per staged record
+            append(decode(body if type(body) is bytes else bytes(body),
+                          received_at=EPOCH + timedelta(microseconds=received_us)))
         except InvalidEvent as error:
-            group.rejected[error.reason_code] += 1
+            rejected[error.reason_code] += 1
+    group = PatientEvents(patient_id, [], read, rejected)
     births = BirthYearCheck()
     births.prepare(e for e, _ in decoded)
-    kept: dict[Any, bytes] = {}  # event id -> the body first seen (the log's rule)
+    kept: dict[int, bytes] = {}  # event id (as an integer: cheaper to hash) -> first body
+    events = group.events
     for event, body in decoded:
         try:
             births.check(event)
         except InvalidEvent as error:
-            group.rejected[error.reason_code] += 1
+            rejected[error.reason_code] += 1
             continue
         if event.patient_id != patient_id:
-            group.rejected["patient_id: does not match the message key"] += 1
+            rejected["patient_id: does not match the message key"] += 1
             continue
-        first = kept.get(event.event_id)
+        event_key = event.event_id.int
+        first = kept.get(event_key)
         if first is None:
-            kept[event.event_id] = body
-            group.events.append(event)
+            kept[event_key] = body
+            events.append(event)
         elif is_repeat(body_hash(first), first, body_hash(body), body):
             group.duplicates += 1
         else:
-            group.rejected["event_id: already stored with different content"] += 1
+            rejected["event_id: already stored with different content"] += 1
     return group
