@@ -12,9 +12,9 @@ and counted once); with different content it is a conflict, refused.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any, NamedTuple
 
 import orjson
@@ -78,8 +78,6 @@ dead_letters_table = Table(
 _IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
 _FETCH = 5_000  # rows per fetch when streaming the log
 _MMAP_BYTES = 1 << 40  # as much of the file as SQLite allows (it caps this at its own limit)
-# Rows per multi-row INSERT: 8 parameters each, within SQLite's limit of 32,766 per statement.
-_INSERT_CHUNK = 2_000
 
 
 def _utc_text(moment: datetime) -> str:
@@ -195,36 +193,47 @@ class SqlEventLog:
         """Append prepared rows; returns (accepted indices, duplicate count, conflict indices).
 
         The insert itself finds the repeats: each id's first row in the batch is
-        inserted with ``ON CONFLICT (event_id) DO NOTHING ... RETURNING event_id``,
-        so the unique index is probed once per row and only the (rare) ids it
-        refused are read back.  A separate existence query cost as much again.
+        inserted with ``ON CONFLICT (event_id) DO NOTHING``, so the unique index is
+        probed once per row (a separate existence query cost as much again).  What
+        was inserted is then read back by position, which only this transaction
+        can have added: appends are serialised (SQLite has one writer; PostgreSQL
+        takes a table lock), which also keeps positions in commit order for readers
+        that follow the log by position.  Only the (rare) refused ids are looked up.
         """
         first: dict[str, int] = {}  # event_id -> index of its first row in this batch
         for index, row in enumerate(rows):
             first.setdefault(row.event_id, index)
         if not first:
             return [], 0, []
-        inserted: set[str] = set()
+        candidates = [rows[i] for i in first.values()]  # batch order = log order
         with self.engine.begin() as conn:
-            candidates = [rows[i] for i in first.values()]  # batch order = log order
-            for start in range(0, len(candidates), _INSERT_CHUNK):
-                chunk = candidates[start : start + _INSERT_CHUNK]
-                inserted.update(conn.exec_driver_sql(
-                    self._insert_sql(len(chunk)), tuple(chain.from_iterable(chunk))
-                ).scalars().all())
-            known = self._stored([e for e in first if e not in inserted], conn)
-        for event_id in inserted:
-            row = rows[first[event_id]]
-            known[event_id] = (row.content_hash, row.body)
-        accepted: list[int] = []
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+            before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
+            result = conn.exec_driver_sql(self._insert_sql, candidates)
+            inserted: AbstractSet[str]
+            if result.rowcount == len(candidates):  # the common case: nothing stored before
+                inserted = first.keys()
+                known: dict[str, tuple[str, str]] = {}
+            else:
+                added = conn.execute(select(events_table.c.event_id).where(
+                    events_table.c.position > (before or 0)))
+                inserted = set(added.scalars())
+                known = self._stored([e for e in first if e not in inserted], conn)
+        accepted = [i for i in first.values() if rows[i].event_id in inserted]
+        if len(accepted) == len(rows):
+            return accepted, 0, []
         conflicts: list[int] = []
         duplicates = 0
+        taken = set(accepted)
         for index, row in enumerate(rows):
-            if row.event_id in inserted and first[row.event_id] == index:
-                accepted.append(index)
+            if index in taken:
                 continue
-            stored_hash, stored_body = known[row.event_id]
-            if is_repeat(stored_hash, stored_body, row.content_hash, row.body):
+            kept = known.get(row.event_id)
+            if kept is None:  # a repeat of a row inserted just now
+                kept_row = rows[first[row.event_id]]
+                kept = known[row.event_id] = (kept_row.content_hash, kept_row.body)
+            if is_repeat(kept[0], kept[1], row.content_hash, row.body):
                 duplicates += 1
             else:
                 conflicts.append(index)
@@ -241,13 +250,13 @@ class SqlEventLog:
             known.update({r.event_id: (r.content_hash, r.body) for r in found})
         return known
 
-    def _insert_sql(self, rows: int) -> str:
+    @property
+    def _insert_sql(self) -> str:
         marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         columns = EventRow._fields
-        values = "(" + ", ".join([marker] * len(columns)) + ")"
-        return (f"INSERT INTO events ({', '.join(columns)}) VALUES "
-                f"{', '.join([values] * rows)} ON CONFLICT (event_id) DO NOTHING "
-                "RETURNING event_id")
+        return (f"INSERT INTO events ({', '.join(columns)}) "
+                f"VALUES ({', '.join([marker] * len(columns))}) "
+                "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
         rows = [

@@ -30,6 +30,9 @@ BATCH_SIZE = 20_000  # lines validated together (in a decode process for big inp
 # every commit rewrites most of its pages: at 20,000 rows a commit wrote ~3.5 KB of
 # index per row on a 1M-event log; fewer, bigger commits write far less.
 COMMIT_ROWS = 100_000
+# Batches decoded ahead of the writer: enough to keep the decode processes busy while
+# a whole commit group is being written (else they idle, and then the writer waits).
+READ_AHEAD = COMMIT_ROWS // BATCH_SIZE
 
 
 @dataclass
@@ -145,18 +148,19 @@ def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime
 
 # What a decode process sends back: (index, birth year, *row) as plain tuples, which
 # pickle about twenty times faster than objects (that cost more than the writing).
-Packed = tuple[list[tuple[object, ...]], list[Refused]]
+Packed = tuple[list[tuple[int, int | None, tuple[object, ...]]], list[Refused]]
 
 
 def _prepare_packed(batch: list[tuple[int, bytes]], received_at: datetime) -> Packed:
     prepared, refused = prepare_batch(batch, received_at)
-    return [(p.at, p.birth_year, *p.row) for p in prepared], refused
+    return [(p.at, p.birth_year, tuple(p.row)) for p in prepared], refused
 
 
 def _unpacked(packed: Packed) -> tuple[list[Prepared], list[Refused]]:
     rows, refused = packed
-    make = EventRow._make
-    return [Prepared(r[0], make(r[2:]), r[1]) for r in rows], refused  # type: ignore[arg-type]
+    new = tuple.__new__  # the named tuples' own constructors, minus a Python call each
+    return [new(Prepared, (at, new(EventRow, row), year))
+            for at, year, row in rows], refused
 
 
 def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -185,7 +189,7 @@ def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: d
         pending: deque[tuple[list[tuple[int, bytes]], Future[Packed]]] = deque()
         for batch in batches:
             pending.append((batch, pool.submit(_prepare_packed, batch, received_at)))
-            if len(pending) > 2 * workers:
+            if len(pending) > READ_AHEAD + 2 * workers:
                 done, future = pending.popleft()
                 yield done, _unpacked(future.result())
         while pending:
@@ -221,10 +225,12 @@ def validate_lines(
             _batches(lines, batch_size), received_at, workers):
         rejected = [(r.index, r.error) for r in refused]
         births.learn((p.row.patient_id, p.birth_year) for p in prepared)
+        violated = births.violated
         valid: list[Prepared] = []
         for item in prepared:
-            if births.violated(item.row.patient_id, int(item.row.occurred_on[:4])):
-                rejected.append((item.at, before_birth(item.row.event_type)))
+            row = item.row
+            if violated(row.patient_id, int(row.occurred_on[:4])):
+                rejected.append((item.at, before_birth(row.event_type)))
             else:
                 valid.append(item)
         yield ValidatedBatch(batch, valid, rejected)
