@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
 from functools import partial
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,6 +86,7 @@ from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import body_hash, decode_with_body
 from mbcjourney.processors.bulk import bulk_allocation
+from mbcjourney.processors.db import BulkInsert
 from mbcjourney.processors.eventlog import is_repeat
 from mbcjourney.processors.ingest import BirthYearCheck
 from mbcjourney.processors.sources import (
@@ -98,7 +99,7 @@ from mbcjourney.processors.sources import (
     SqliteLogSource,
     received_at,
 )
-from mbcjourney.processors.store import Checkpoint, ProjectionStore
+from mbcjourney.processors.store import Checkpoint, ProjectionStore, journey_rows
 from mbcjourney.projections import View, build_history, project_journey
 from mbcjourney.projections.history import PatientHistory
 from mbcjourney.projections.journey import Journey
@@ -386,39 +387,6 @@ def table_hash(engine: Engine, tables: Sequence[tuple[str, Table]]
     return f"sha256:{digest.hexdigest()}", counts
 
 
-class _BulkInsert:
-    """A plain DB-API ``executemany`` into one table, with the dialect's own bind conversions.
-
-    Why: SQLAlchemy's ``insert(table)`` with a list of dicts spends more time building
-    parameters (per row, per column) than the database spends inserting them.  The
-    values stored are the same: each column's type converts as SQLAlchemy would.
-    """
-
-    def __init__(self, table: Table, dialect: Any) -> None:
-        quote = dialect.identifier_preparer.quote
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        columns = list(table.columns)
-        self.names = tuple(c.name for c in columns)
-        self.sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-                    f"({', '.join(quote(n) for n in self.names)}) "
-                    f"VALUES ({', '.join([marker] * len(columns))})")
-        self.processors = [(i, p) for i, c in enumerate(columns)
-                           if (p := c.type.bind_processor(dialect)) is not None]
-
-    def run(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.processors:
-            rows = [self._bind(row) for row in rows]
-        conn.exec_driver_sql(self.sql, rows)
-
-    def _bind(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        values = list(row)
-        for i, process in self.processors:
-            values[i] = process(values[i])
-        return tuple(values)
-
-
 # --- what a build folds into: the built-in journey, or an analyst's projection ------------------
 
 
@@ -459,17 +427,10 @@ class _JourneySink:
         self.outputs: tuple[tuple[str, Table], ...] = (
             ("patients", store.patients), ("lines", store.lines),
                         ("due_assessments", store.due), ("findings", store.findings))
-        dialect = store.engine.dialect
-        self._inserts = [(_BulkInsert(t, dialect), getter) for t, getter in (
-            (store.patients, lambda j: (j.patient,)), (store.lines, lambda j: j.lines),
-            (store.due, lambda j: j.due), (store.findings, lambda j: j.findings))]
 
     def write(self, conn: Connection, results: list[Any]) -> None:
         """Insert the batch's rows: a new version's tables hold no row of these patients."""
-        kept = [j for j in results if j.reportable]
-        for insert_rows, rows_of in self._inserts:
-            values = attrgetter(*insert_rows.names)
-            insert_rows.run(conn, [values(r) for j in kept for r in rows_of(j)])
+        self.store.insert_in(conn, journey_rows(results))
 
     def checkpoint(self, conn: Connection, checkpoints: Sequence[Checkpoint]) -> None:
         self.store.write_in(conn, [], checkpoints, replace=False)
@@ -510,7 +471,7 @@ class _AnalystSink:
                            nullable=c.allows_none) for c in projection.columns]
         self.table = Table(f"{prefix}rows", md, *columns)
         self.names = projection.column_names
-        self._insert = _BulkInsert(self.table, engine.dialect)
+        self._insert = BulkInsert(self.table, engine.dialect)
         self.tables: tuple[Table, ...] = (self.table,)
         self.outputs: tuple[tuple[str, Table], ...] = (("rows", self.table),)
 

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
-    Dialect,
     Engine,
     Integer,
     MetaData,
@@ -34,7 +33,7 @@ from sqlalchemy import (
     select,
 )
 
-from mbcjourney.processors.db import create_tables
+from mbcjourney.processors.db import BulkInsert, create_tables
 from mbcjourney.projections.findings import Finding, FindingKind
 from mbcjourney.projections.journey import Journey, LineRow, PatientRow
 from mbcjourney.projections.schedule import Assessment, DueAssessment
@@ -70,45 +69,6 @@ def _values(cls: type[Any]) -> Callable[[Any], Row]:
     if len(names) == 1:
         return lambda row: (getattr(row, names[0]),)
     return attrgetter(*names)
-
-
-@dataclass(frozen=True)
-class _InsertPlan:
-    """How to insert a table's row tuples through the driver, for one dialect."""
-
-    sql: str
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, bind processor)
-
-    @classmethod
-    def of(cls, table: Table, names: Sequence[str], dialect: Dialect) -> _InsertPlan:
-        """Values go through each column's bind processor, as ``insert()`` sends them.
-
-        That keeps the stored values identical (SQLite: dates as ISO text,
-        booleans as 0/1; PostgreSQL: native types).
-        """
-        quote = dialect.identifier_preparer.quote
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
-        sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-               f"({', '.join(quote(n) for n in names)}) "
-               f"VALUES ({', '.join([marker] * len(names))})")
-        processors = []
-        for index, name in enumerate(names):
-            column_type = table.c[name].type
-            process = column_type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                processors.append((index, process))
-        return cls(sql, tuple(processors))
-
-    def parameters(self, rows: list[Row]) -> list[Row]:
-        if not self.processors:
-            return rows
-        converted = []
-        for row in rows:
-            values = list(row)
-            for index, process in self.processors:
-                values[index] = process(values[index])
-            converted.append(tuple(values))
-        return converted
 
 
 @dataclass(frozen=True)
@@ -179,8 +139,8 @@ class ProjectionStore:
             Column("position", BigInteger, nullable=False),
         )
         self._patient_tables = (self.patients, self.lines, self.due, self.findings)
-        self._plans = tuple(_InsertPlan.of(table, _names(cls), engine.dialect)
-                            for table, cls in zip(self._patient_tables, _ROW_TYPES, strict=True))
+        self._inserts = tuple(BulkInsert(table, engine.dialect, _names(cls))
+                              for table, cls in zip(self._patient_tables, _ROW_TYPES, strict=True))
 
     def create(self) -> None:
         create_tables(self.metadata, self.engine)
@@ -214,14 +174,9 @@ class ProjectionStore:
             self.insert_in(conn, rows)
 
     def insert_in(self, conn: Connection, rows: Rows) -> None:
-        """Insert the rows with one driver ``executemany`` per table.
-
-        A rebuild writes ~100k rows: SQLAlchemy's ``insert()`` with a dict per row
-        spent more time building parameters than the database spent inserting.
-        """
-        for plan, table_rows in zip(self._plans, rows, strict=True):
-            if table_rows:
-                conn.exec_driver_sql(plan.sql, plan.parameters(table_rows))
+        """Insert the rows with one driver ``executemany`` per table (:class:`BulkInsert`)."""
+        for bulk, table_rows in zip(self._inserts, rows, strict=True):
+            bulk.run(conn, table_rows)
 
     def _save_checkpoint(self, conn: Connection, cp: Checkpoint) -> None:
         t = self.checkpoints
