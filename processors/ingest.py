@@ -146,7 +146,7 @@ def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime
     return prepared, refused
 
 
-# What a decode process sends back: (index, birth year, *row) as plain tuples, which
+# What a decode process sends back: (index, birth year, row) as plain tuples, which
 # pickle about twenty times faster than objects (that cost more than the writing).
 Packed = tuple[list[tuple[int, int | None, tuple[object, ...]]], list[Refused]]
 
