@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -155,18 +155,8 @@ class EmbeddedEngine:
         patient_ids, last = patients_after(self.engine, done)
         if not patient_ids:
             return 0
-        batch: list[Journey] = []
-        with bulk_allocation():
-            for patient_id, events in self.log.histories(patient_ids):
-                batch.append(project(patient_id, events, self.settings))
-                if len(batch) >= WRITE_BATCH:
-                    self.store.write(batch)
-                    if on_patients:
-                        on_patients(len(batch))
-                    batch = []
-            self.store.write(batch, [Checkpoint(CONSUMER, 0, last)])
-        if on_patients:
-            on_patients(len(batch))
+        self._project(patient_ids, on_patients, replace=True,
+                      checkpoints=[Checkpoint(CONSUMER, 0, last)])
         log.info("projections.caught_up", patients=len(patient_ids), position=last)
         return len(patient_ids)
 
@@ -181,27 +171,34 @@ class EmbeddedEngine:
         self.store.create()
         last = self.log.last_position()
         if workers <= 0:
-            count = self._fold_all(on_patients)
+            count = self._project(None, on_patients, replace=False)
         else:
             count = self._fold_parallel(workers, on_patients)
         self.store.write([], [Checkpoint(CONSUMER, 0, last)], replace=False)
         log.info("projections.rebuilt", patients=count, position=last, workers=workers)
         return count
 
-    def _fold_all(self, on_patients: Progress | None) -> int:
+    def _project(self, patient_ids: list[str] | None, on_patients: Progress | None, *,
+                 replace: bool, checkpoints: Sequence[Checkpoint] = ()) -> int:
+        """Fold these patients (every one when None) into the store, WRITE_BATCH at a time.
+
+        ``checkpoints`` are saved with the last batch; ``replace`` first deletes the
+        patients' old rows (not needed when the tables were just created).
+        """
         count = 0
         batch: list[Journey] = []
         with bulk_allocation():
-            for patient_id, events in self.log.histories():
+            for patient_id, events in self.log.histories(patient_ids):
                 batch.append(project(patient_id, events, self.settings))
                 if len(batch) >= WRITE_BATCH:
-                    count += self._write_new(batch, on_patients)
+                    count += self._write(batch, on_patients, replace)
                     batch = []
-            count += self._write_new(batch, on_patients)
+            count += self._write(batch, on_patients, replace, checkpoints)
         return count
 
-    def _write_new(self, journeys: list[Journey], on_patients: Progress | None) -> int:
-        self.store.write(journeys, replace=False)
+    def _write(self, journeys: list[Journey], on_patients: Progress | None, replace: bool,
+               checkpoints: Sequence[Checkpoint] = ()) -> int:
+        self.store.write(journeys, checkpoints, replace=replace)
         if on_patients:
             on_patients(len(journeys))
         return len(journeys)
