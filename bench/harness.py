@@ -39,6 +39,22 @@ def measure_here(name: str, work: Callable[[], int]) -> Measurement:
     return Measurement(name, events, seconds, peak)
 
 
+Phases = dict[str, tuple[str, Callable[..., int]]]
+"""A benchmark module's phases: name -> (label printed in the report, work returning events)."""
+
+
+def run_here(phases: Phases, name: str, args: list[str]) -> None:
+    """A phase's process: run ``phases[name]`` with ``args`` and emit its measurement.
+
+    Logs go at warning, as the CLI's default: no per-event debug records in the timing.
+    """
+    from mbcjourney import logs
+
+    logs.configure("warning")
+    label, work = phases[name]
+    emit(measure_here(label, lambda: work(*args)))  # peak memory: this process only
+
+
 def emit(m: Measurement) -> None:
     """Print a measurement as the last line, for :func:`run_phase` to read."""
     sys.stdout.write(json.dumps(m.__dict__) + "\n")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
 
-from bench.harness import emit, measure_here
+from bench.harness import Phases, run_here
 from mbcjourney.engine import EmbeddedEngine, decode_workers
 from mbcjourney.processors.ingest import numbered_lines
 
@@ -54,7 +53,7 @@ def rebuild(db: str, workers: str = "0") -> int:
     return count
 
 
-PHASES: dict[str, tuple[str, Callable[..., int]]] = {
+PHASES: Phases = {
     "read-file": ("read + JSON-decode file (baseline)", read_file_baseline),
     "ingest": ("ingest into SQLite (validated)", ingest),
     "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
@@ -63,9 +62,4 @@ PHASES: dict[str, tuple[str, Callable[..., int]]] = {
 }
 
 if __name__ == "__main__":
-    from mbcjourney import logs
-
-    logs.configure("warning")  # as the CLI's default: no per-line debug records
-    name, *args = sys.argv[1:]
-    label, work = PHASES[name]
-    emit(measure_here(label, lambda: work(*args)))  # peak memory: this process only
+    run_here(PHASES, sys.argv[1], sys.argv[2:])

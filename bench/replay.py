@@ -24,13 +24,12 @@ import io
 import pstats
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from bench.harness import emit, measure_here, run_phase
+from bench.harness import Phases, run_here, run_phase
 from bench.harness import report as print_report
 from bench.phases import read_log_baseline
 from mbcjourney.processors.sources import KafkaSource
@@ -39,12 +38,6 @@ TOPIC_PARTITIONS = 4
 
 
 # --- phases (each run in its own process) ------------------------------------------------------
-
-
-def _quiet() -> None:
-    from mbcjourney import logs
-
-    logs.configure("warning")
 
 
 def prepare(events: str, seed: str, workdir: str) -> int:
@@ -173,7 +166,7 @@ def publish(db: str, bootstrap_topic: str) -> int:
     return count
 
 
-PHASES: dict[str, tuple[str, Callable[..., int]]] = {
+PHASES: Phases = {
     "prepare": ("simulate + ingest (setup)", prepare),
     "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
     "replay-sqlite": ("replay journey from SQLite", replay_sqlite),
@@ -234,9 +227,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "phase":
-        _quiet()
-        label, work = PHASES[sys.argv[2]]
-        phase_args = sys.argv[3:]
-        emit(measure_here(label, lambda: work(*phase_args)))
+        run_here(PHASES, sys.argv[2], sys.argv[3:])
     else:
         main()
