@@ -42,10 +42,14 @@ PARALLEL_FROM_LINES = 50_000  # below this, starting decode processes costs more
 
 
 def decode_workers(lines: int | None) -> int:
-    """Decode processes for an input of ``lines`` (unknown size: none)."""
+    """Decode processes for an input of ``lines`` (unknown size: none).
+
+    One per CPU, beside the writing process: they run at a lower priority, so
+    they use what the writer leaves idle and never slow it down.
+    """
     if lines is None or lines < PARALLEL_FROM_LINES:
         return 0
-    return max(1, (os.cpu_count() or 1) - 1)
+    return os.cpu_count() or 1
 
 Progress = Callable[[int], None]
 

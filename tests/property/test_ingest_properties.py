@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events import ClinicalEvent, encode_event
+from mbcjourney.processors import ingest
 from tests.support.builders import PatientBuilder
 
 DAYS = st.integers(min_value=0, max_value=700)
@@ -78,3 +81,20 @@ def test_ingesting_twice_or_reordered_changes_nothing(events: list[ClinicalEvent
         assert _exports(other) == first
         once.close()
         other.close()
+
+
+LINE_BYTES = st.lists(st.sampled_from([b"{}", b'{"a":1}', b"", b"  ", b"\r", b"x" * 9]),
+                      max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(LINE_BYTES, st.booleans(), st.integers(1, 12))
+def test_lines_are_numbered_as_the_file_reads_whatever_the_block_size(
+        pieces: list[bytes], final_newline: bool, block: int) -> None:
+    """Reading in blocks numbers and strips lines exactly as line-by-line iteration does."""
+    data = b"\n".join(pieces) + (b"\n" if final_newline and pieces else b"")
+    expected = [(n, line.strip()) for n, line in enumerate(io.BytesIO(data), start=1)
+                if line.strip()]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingest, "_READ_BYTES", block)
+        assert list(ingest.numbered_lines(io.BytesIO(data))) == expected

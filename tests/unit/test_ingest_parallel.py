@@ -36,14 +36,14 @@ def test_invalid_event_survives_pickling() -> None:
 
 def test_parallel_decode_equals_inline(tmp_path: Path) -> None:
     results = []
-    for workers in (0, 1):
+    for workers in (0, 1, 2):
         engine = EmbeddedEngine(f"sqlite:///{tmp_path / f'w{workers}.db'}")
         summary = engine.ingest(_lines(), origin="t", received_at=RECEIVED, workers=workers)
         engine.catch_up()
         results.append((summary.as_dict(), engine.patient_rows(), engine.line_rows(),
                         [(d.origin, d.reason, d.original) for d in engine.log.dead_letters()]))
         engine.close()
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     assert results[0][0]["accepted"] == 120
     assert results[0][0]["duplicates"] == 30
     assert results[0][0]["rejected"] == 30
