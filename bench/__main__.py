@@ -55,8 +55,8 @@ def main() -> None:
          rebuild.name: ">= 100,000 events/s and >= 25 % of baseline",
          parallel.name: ">= 100,000 events/s and >= 25 % of baseline"},
     )
-    print("ingest decodes in (CPUs - 1) worker processes while the main process writes; "
-          "peak MiB is the main process's.")
+    print("ingest validates in one lower-priority process per CPU while the main process "
+          "writes; peak MiB is the main process's.")
 
 
 if __name__ == "__main__":
