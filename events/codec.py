@@ -81,15 +81,9 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     """
     body: bytes | str | None
     if isinstance(raw, bytes):
-        # Fast path: a complete, current-version event validates in one pydantic-core
-        # call; anything else (old version, missing recorded_at, invalid) takes the
-        # careful path below, which also produces the field-level error.
-        try:
-            event = _CURRENT_EVENT.validate_json(raw)
-        except ValidationError:
-            pass
-        else:
-            return _checked_order(event), raw
+        event = decode_current(raw)
+        if event is not None:
+            return event, raw
     if isinstance(raw, bytes | str):
         data, body = parse_json(raw), raw
     else:
@@ -121,6 +115,20 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc), event_type=event_type) from None
     return _checked_order(validated), body  # type: ignore[arg-type]  # registry: type -> class
+
+
+def decode_current(raw: bytes) -> ClinicalEvent | None:
+    """The fast path of :func:`decode_with_body`: None unless ``raw`` is a complete event.
+
+    A complete, current-version event validates in one pydantic-core call;
+    anything else (old version, missing ``recorded_at``, invalid) gets None and
+    takes the careful path, which also produces the field-level error.
+    """
+    try:
+        event = _CURRENT_EVENT.validate_json(raw)
+    except ValidationError:
+        return None
+    return _checked_order(event)
 
 
 def _checked_order(event: ClinicalEvent) -> ClinicalEvent:

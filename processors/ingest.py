@@ -124,7 +124,8 @@ class BirthYearCheck:
         self.learn((e.patient_id, _birth_year(e)) for e in events)
 
     def check(self, event: ClinicalEvent) -> None:
-        if self.violated(event.patient_id, event.occurred_on.year):
+        known = self._years.get(event.patient_id)  # violated(), inlined: once per event
+        if known is not None and event.occurred_on.year < known:
             raise before_birth(event.event_type)
 
 

@@ -84,7 +84,7 @@ from sqlalchemy.types import TypeEngine
 from mbcjourney import analyst
 from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
-from mbcjourney.events.codec import body_hash, decode_with_body
+from mbcjourney.events.codec import body_hash, decode_current, decode_with_body
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import BulkInsert
 from mbcjourney.processors.eventlog import is_repeat
@@ -1050,12 +1050,14 @@ def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]]) -> PatientEvents:
     rejected: Counter[str] = Counter()
     decoded: list[tuple[ClinicalEvent, bytes]] = []
     read = 0
-    decode, append = decode_with_body, decoded.append
-    for _pid, _part, _seq, received_us, body in rows:
+    current, append = decode_current, decoded.append
+    for _pid, _part, _seq, received_us, body in rows:  # once per staged record: kept lean
         read += 1
-        try:  # received_at inlined: this loop runs once per staged record
-            append(decode(body if type(body) is bytes else bytes(body),
-                          received_at=EPOCH + timedelta(microseconds=received_us)))
+        raw = body if type(body) is bytes else bytes(body)
+        try:
+            event = current(raw)
+            append((event, raw) if event is not None else decode_with_body(
+                raw, received_at=EPOCH + timedelta(microseconds=received_us)))
         except InvalidEvent as error:
             rejected[error.reason_code] += 1
     group = PatientEvents(patient_id, [], read, rejected)
