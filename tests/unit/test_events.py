@@ -9,6 +9,7 @@ import pytest
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import decode_event, encode_event
 from mbcjourney.events.catalogue import IhcRecorded, LineStarted
+from mbcjourney.events.codec import decode_stored_row
 from tests.support.builders import RECEIVED, PatientBuilder, dumps
 
 
@@ -135,3 +136,13 @@ def test_events_are_frozen() -> None:
     assert isinstance(event, LineStarted)
     with pytest.raises(ValueError, match="frozen"):
         event.patient_id = "P-2"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("loose", [{"er_percent": "90"}, {"pr_percent": "40", "er_percent": "90"}])
+def test_a_number_sent_as_a_string_decodes_to_the_canonical_event(loose: dict[str, Any]) -> None:
+    """Bodies are stored as received: every decode path reads a lax form as the canonical one."""
+    canonical = _ihc_raw()
+    sent = {**canonical, "payload": {**canonical["payload"], **loose}}
+    expected = decode_event(dumps(canonical), received_at=RECEIVED)
+    assert decode_event(dumps(sent), received_at=RECEIVED) == expected
+    assert decode_stored_row("ihc.recorded", 1, dumps(sent)) == expected
