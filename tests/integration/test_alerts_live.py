@@ -63,6 +63,7 @@ from tests.support.live import (
     Checkpoints,
     Worker,
     journey,
+    kill_part_way,
     partitions_split,
     wait_until,
     worker_args,
@@ -382,17 +383,10 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_no_alert(
     read = table(stores())
     alerting.publish(path)
     total = sum(end_offsets(alerting.bootstrap, alerting.topic).values())
-    checkpoints = Checkpoints(alerting.db_url, alerting.topic)
-    try:
-        with alerting.worker("first", "--batch-max", "300") as first:
-            wait_until(lambda: checkpoints.processed() >= total // 3 and bool(read()),
-                       timeout=START_TIMEOUT_S, what="a third projected, alerts raised",
-                       workers=[first])
-            first.kill()
-        at_kill = checkpoints.processed()
-    finally:
-        checkpoints.close()
-    assert at_kill < total, "the worker finished before the kill: nothing was tested"
+    kill_part_way(lambda: alerting.worker("first", "--batch-max", "300"), alerting.db_url,
+                  alerting.topic, total,
+                  ready=lambda c: c.processed() >= total // 3 and bool(read()),
+                  what="a third projected, alerts raised", timeout=START_TIMEOUT_S)
     raised_before = {r.alert_id: r.raised_at for r in read()}
 
     with alerting.worker("second") as second:

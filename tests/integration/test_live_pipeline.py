@@ -40,6 +40,7 @@ from tests.support.live import (
     Rows,
     Worker,
     journey,
+    kill_part_way,
     partitions_split,
     store_rows,
     summary_counts,
@@ -241,17 +242,9 @@ def test_sigkill_mid_stream_then_restart_gives_the_embedded_rows(live: Live) -> 
         live.publish(path)
         ends = live.ends()
         total = sum(ends.values())
-        checkpoints = Checkpoints(live.db_url, live.topic)
-        try:
-            with live.worker("first", "--batch-max", "1500") as first:
-                wait_until(lambda: checkpoints.processed() >= total // 4,
-                           timeout=START_TIMEOUT_S, what="a quarter of the records projected",
-                           workers=[first])
-                first.kill()
-            at_kill = checkpoints.processed()
-        finally:
-            checkpoints.close()
-        assert at_kill < total, "the worker finished before the kill: nothing was tested"
+        kill_part_way(lambda: live.worker("first", "--batch-max", "1500"), live.db_url,
+                      live.topic, total, ready=lambda c: c.processed() >= total // 4,
+                      what="a quarter of the records projected", timeout=START_TIMEOUT_S)
 
         with live.worker("second") as second:
             wait_done(live, [second], ends)

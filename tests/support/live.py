@@ -148,6 +148,25 @@ class Checkpoints:
         self.store.engine.dispose()
 
 
+def kill_part_way(start: Callable[[], Worker], db_url: str, topic: str, total: int, *,
+                  ready: Callable[[Checkpoints], bool], what: str, timeout: float) -> int:
+    """Start a worker and SIGKILL it once ``ready``; returns how many records it had processed.
+
+    Fails when the worker had already processed all ``total`` records: the kill
+    would then test nothing.
+    """
+    checkpoints = Checkpoints(db_url, topic)
+    try:
+        with start() as worker:
+            wait_until(lambda: ready(checkpoints), timeout=timeout, what=what, workers=[worker])
+            worker.kill()
+        at_kill = checkpoints.processed()
+    finally:
+        checkpoints.close()
+    assert at_kill < total, "the worker finished before the kill: nothing was tested"
+    return at_kill
+
+
 def store_rows(db_url: str) -> Rows:
     """Every row of the four projection tables, in their stable order."""
     engine = make_engine(db_url)
