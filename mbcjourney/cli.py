@@ -25,7 +25,7 @@ from mbcjourney.engine import AlertRow, EmbeddedEngine, decode_workers
 from mbcjourney.errors import JourneyError
 from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
-from mbcjourney.processors.ingest import IngestSummary, numbered_lines
+from mbcjourney.processors.ingest import IngestSummary, LineSummary, numbered_lines
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings, database_url
@@ -154,7 +154,11 @@ def _print_summary(summary: IngestSummary) -> None:
     click.echo(f"read {summary.read} lines: {summary.accepted} accepted, "
                f"{summary.duplicates} duplicate, {summary.rejected_total} rejected "
                f"({len(summary.patients)} patients touched)")
-    for reason, count in sorted(summary.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
+    _print_rejections(summary)
+
+
+def _print_rejections(summary: LineSummary) -> None:
+    for reason, count in summary.by_reason():
         click.echo(f"  rejected {count:>6}  {reason}")
 
 
@@ -260,8 +264,7 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
         producer.close(timeout=30)
     click.echo(f"read {summary.read} lines: {summary.published} published, "
                f"{summary.rejected_total} rejected ({len(summary.patients)} patients)")
-    for reason, count in sorted(summary.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
-        click.echo(f"  rejected {count:>6}  {reason}")
+    _print_rejections(summary)
     if summary.rejected_total:
         sys.exit(1)
 

@@ -97,7 +97,7 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
     echo("Data-quality findings: " + (", ".join(f"{n} {k}" for k, n in kinds.most_common()) or
                                       "none"))
     echo("")
-    rows = [[reason, str(n)] for reason, n in summary.rejected.most_common()]
+    rows = [[reason, str(n)] for reason, n in summary.by_reason()]
     for line in _table("Rejected input by reason", ["reason", "lines"], rows or [["none", "0"]]):
         echo(line)
     echo(f"Database: sqlite:///{db_path}")

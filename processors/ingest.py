@@ -43,16 +43,26 @@ DECODE_NICENESS = 10
 
 
 @dataclass
-class IngestSummary:
+class LineSummary:
+    """What became of the lines of one input (``journey ingest``, ``journey publish``)."""
+
     read: int = 0
-    accepted: int = 0
-    duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     patients: set[str] = field(default_factory=set)
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+    def by_reason(self) -> list[tuple[str, int]]:
+        """(reason, count) of the rejections, the most frequent first."""
+        return sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass
+class IngestSummary(LineSummary):
+    accepted: int = 0
+    duplicates: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {

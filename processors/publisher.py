@@ -20,9 +20,9 @@ a failed send raises :class:`~mbcjourney.errors.ServiceUnavailable`.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ import structlog
 
 from mbcjourney.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.eventlog import DeadLetter
-from mbcjourney.processors.ingest import BATCH_SIZE, BirthYearCheck, validate_lines
+from mbcjourney.processors.ingest import BATCH_SIZE, BirthYearCheck, LineSummary, validate_lines
 from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC, dead_letter_message
 
 log = structlog.get_logger(__name__)
@@ -51,15 +51,8 @@ class Producer(Protocol):
 
 
 @dataclass
-class PublishSummary:
-    read: int = 0
+class PublishSummary(LineSummary):
     published: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    patients: set[str] = field(default_factory=set)
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
 
     def as_dict(self) -> dict[str, object]:
         return {"read": self.read, "published": self.published,
