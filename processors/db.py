@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
+from sqlalchemy.types import TypeEngine
 
 from mbcjourney.errors import ConfigurationError
 
@@ -42,6 +52,41 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+_SQLITE_BOUNDED = (
+    "PRAGMA cache_size=-32768",  # 32 MiB of page cache, whatever the database weighs
+    "PRAGMA mmap_size=0",  # mapped pages would count as resident, up to the file's size
+    "PRAGMA temp_store=FILE",  # temporary B-trees sort on disk, not in memory
+)
+
+
+def _bounded_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_BOUNDED:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def bound_memory(engine: Engine) -> None:
+    """Keep a SQLite database's memory flat while millions of rows stream through it (replay).
+
+    The engine's own settings favour random reads of the event log (a large page cache,
+    memory-mapped reads, in-memory temporary B-trees); there they would make peak memory
+    grow with the number of events.  Pooled connections reopen with these settings.
+    """
+    if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _bounded_pragmas):
+        return
+    event.listen(engine, "connect", _bounded_pragmas)
+    engine.dispose()
+
+
+def patient_key() -> TypeEngine[str]:
+    """A patient id column sorted by code point everywhere.
+
+    The fold order and the content-hash order then never depend on a server's locale.
+    """
+    return String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
 def create_tables(metadata: MetaData, engine: Engine) -> None:

@@ -9,10 +9,11 @@ seeing the active version until ``activate`` switches it, atomically.
 How a build goes::
 
     register   projection_versions row (status "building"), the version's tables
-    stage      Kafka / JSON Lines only: raw records into a staging table, with the
-               source position, in one transaction per batch; each batch is sorted by
-               patient before it is written (a "run"), so that on SQLite the fold
-               merges the runs, reading each sequentially
+    stage      Kafka / JSON Lines only: raw records into the build's staging (a file
+               beside a SQLite target, a table on PostgreSQL), with the source position,
+               in one transaction per batch; each batch is sorted by patient before it
+               is written (a "run"), so that the fold merges the runs
+               (processors/staging.py)
     fold       patient by patient, in patient-id order: build_history (sorted,
                retractions, --known-at, --cutoff), the projection, rows; each batch
                of patients committed with "last patient done" in the registry row
@@ -35,8 +36,6 @@ it: the build's tables and registry row are removed.
 from __future__ import annotations
 
 import hashlib
-import heapq
-import itertools
 import os
 import socket
 import time
@@ -46,8 +45,6 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
-from functools import partial
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,7 +61,6 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -77,7 +73,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy import event as sqla_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
@@ -86,7 +81,7 @@ from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import body_hash, decode_current, decode_with_body
 from mbcjourney.processors.bulk import bulk_allocation
-from mbcjourney.processors.db import BulkInsert
+from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key
 from mbcjourney.processors.eventlog import is_repeat
 from mbcjourney.processors.ingest import BirthYearCheck
 from mbcjourney.processors.sources import (
@@ -99,6 +94,7 @@ from mbcjourney.processors.sources import (
     SqliteLogSource,
     received_at,
 )
+from mbcjourney.processors.staging import StagedRow, Staging
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, journey_rows
 from mbcjourney.projections import View, build_history, project_journey
 from mbcjourney.projections.history import PatientHistory
@@ -164,12 +160,6 @@ def _owner() -> str:
 
 def _postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
-
-
-def _patient_key() -> TypeEngine[str]:
-    # Binary (code point) order everywhere: the fold order and the hash order never
-    # depend on a server's locale.
-    return String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
 # --- the registry -----------------------------------------------------------------------------
@@ -297,6 +287,7 @@ def drop_version(engine: Engine, name: str, version: int) -> VersionInfo:
     with engine.begin() as conn:
         conn.execute(delete(versions_table).where(versions_table.c.build_id == info.build_id))
         _drop_tables(conn, info.tables)
+    Staging(engine, info.prefix).remove()
     log.info("projection.dropped", name=name, version=version)
     return info
 
@@ -466,7 +457,7 @@ _SQL_TYPES: dict[type, Callable[[], TypeEngine[Any]]] = {
 class _AnalystSink:
     def __init__(self, projection: analyst.Projection, engine: Engine, prefix: str) -> None:
         md = MetaData()
-        columns = [Column(analyst.PATIENT_ID, _patient_key(), primary_key=True)]
+        columns = [Column(analyst.PATIENT_ID, patient_key(), primary_key=True)]
         columns += [Column(c.name, _SQL_TYPES[c.type](), primary_key=c.key,
                            nullable=c.allows_none) for c in projection.columns]
         self.table = Table(f"{prefix}rows", md, *columns)
@@ -603,7 +594,7 @@ class Replay:
         self.progress: ProgressFactory = progress or (lambda _t, _u, _d: nullcontext(_ignore))
         self.on_commit = on_commit
         self._batches = 0
-        _bound_memory(engine)
+        bound_memory(engine)
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -643,10 +634,18 @@ class Replay:
         self.info = info
         self.snapshot: dict[str, Any] = info.options["snapshot"]
         self.sink = self.target.sink(self.engine, info.prefix)
-        self.staging = _staging_table(info.prefix)
         self.state = _Progress.of(info.progress)
-        if resumed_from in ("stage", "fold") and not isinstance(self.source, SqliteLogSource):
-            self._check_staging()
+        self.staging: Staging | None = None
+        if not isinstance(self.source, SqliteLogSource):
+            self.staging = Staging(self.engine, info.prefix)
+            if resumed_from is None:
+                self.staging.create()
+            elif resumed_from in ("stage", "fold"):
+                self.staging.check(info.name, info.version,
+                                   staged_anything=self.state.staged is not None)
+                saved = self.staging.saved_progress()
+                if resumed_from == "stage" and saved is not None:
+                    self.state = _Progress.of(saved)  # staged with the records: the truth
         log.info("replay.started", name=info.name, version=info.version, build=info.build_id,
                  resumed=resumed_from is not None, phase=self.state.phase)
         try:
@@ -684,7 +683,7 @@ class Replay:
 
     def _register(self, key: str, options: dict[str, Any]) -> VersionInfo:
         t = versions_table
-        staged = not isinstance(self.source, SqliteLogSource)
+        staged = not isinstance(self.source, SqliteLogSource)  # see run(): Staging
         now = _now()
         build_id = hashlib.sha256(f"{key}{now.isoformat()}{os.getpid()}".encode()).hexdigest()[:32]
         try:
@@ -694,7 +693,7 @@ class Replay:
                 version = int(last or 0) + 1
                 prefix = f"p_{self.target.name}_v{version}_"
                 sink = self.target.sink(self.engine, prefix)
-                tables = [*sink.tables, *([_staging_table(prefix)] if staged else [])]
+                tables = list(sink.tables)
                 progress = _Progress(phase="stage" if staged else "fold")
                 # The row first: on SQLite, DML opens the transaction the DDL then joins.
                 conn.execute(insert(t).values(
@@ -723,68 +722,48 @@ class Replay:
     # --- stage (arrival-order sources) ----------------------------------------------------------
 
     def _stage(self) -> None:
-        """Spill the source into the staging table, one sorted run per committed batch.
+        """Spill the source into the build's staging, one sorted run per committed batch.
 
-        Each batch is sorted by (patient, partition, offset) before it is inserted, under
-        ids ``run << RUN_BITS | i``: on SQLite the fold then merges the runs, each read
-        in id (= rowid) order, sequentially, instead of sorting every row by an index and
-        reading the rows back in random order.
+        Each run is committed with the progress it reaches, in the staging store (see
+        ``processors/staging.py``), then that progress is saved in the registry too.
         """
-        source = self.source
+        source, staging = self.source, self.staging
         assert isinstance(source, KafkaSource | JsonlSource)
+        assert staging is not None
         arrival: ArrivalSource = source
         positions = self.state.staged or arrival.start(self.snapshot)
         counts = self.state.counts
-        run = self._runs()
+        run = staging.next_run()
         with self.progress(arrival.remaining(self.snapshot, positions), "ev", "stage") as advance:
             for records, after in arrival.read(self.snapshot, positions):
-                rows = []
+                rows: list[StagedRow] = []
                 for record in records:
                     key = record.key
                     if key is not None and _usable_id(key):  # a Kafka record: keyed by patient
-                        patient_id: str | None = key
+                        patient_id = key
                     else:
-                        patient_id, reason = _patient_of(record)
-                        if patient_id is None:
+                        found, reason = _patient_of(record)
+                        if found is None:
                             counts.rejected[reason] += 1
                             continue
+                        patient_id = found
                     rows.append((patient_id, record.partition, record.seq, record.received_us,
                                  record.raw))
                 rows.sort()  # (patient, partition, seq) is unique: the body is never compared
-                base = run << RUN_BITS
                 counts.read += len(records)
+                self.state.staged = after
+                staging.append(run, rows, self.state.as_json())
                 with self.engine.begin() as conn:
-                    _insert_staging(conn, self.staging, [(base + i, *row)
-                                                         for i, row in enumerate(rows)])
-                    self.state.staged = after
                     self._save(conn)
                 run += 1
                 advance(len(records))
                 self._committed()
+        staging.finish()
         with self.engine.begin() as conn:
-            if _postgres(conn):  # PostgreSQL reads the staged rows back through an index
-                Index(f"{self.staging.name}_by_patient", self.staging.c.patient_id,
-                      self.staging.c.part, self.staging.c.seq).create(conn, checkfirst=True)
             self.state.phase = "fold"
             self._save(conn)
         log.info("replay.staged", build=self.info.build_id, read=counts.read,
                  rejected=counts.rejected_total)
-
-    def _check_staging(self) -> None:
-        """An unfinished build staged by an older replay (no run ids) cannot go on."""
-        columns = {c["name"] for c in inspect(self.engine).get_columns(self.staging.name)}
-        if "id" not in columns:
-            raise ConfigurationError(
-                f"{self.info.name} version {self.info.version} was staged by an older "
-                f"version of replay; drop it (journey projections drop {self.info.name} "
-                f"{self.info.version}) and replay again")
-
-    def _runs(self) -> int:
-        """How many runs the staging table holds (the number of the next one)."""
-        st = self.staging
-        with self.engine.connect() as conn:
-            last = conn.execute(select(func.max(st.c.id))).scalar_one()
-        return 0 if last is None else (int(last) >> RUN_BITS) + 1
 
     # --- fold -------------------------------------------------------------------------------------
 
@@ -793,52 +772,9 @@ class Replay:
         if isinstance(self.source, SqliteLogSource):
             total = self.source.remaining(self.snapshot, after, known_at)
             return total, self.source.histories(self.snapshot, after, known_at)
-        st = self.staging
-        with self.engine.connect() as conn:
-            if after or _postgres(conn):
-                total = conn.execute(select(func.count()).select_from(st)
-                                     .where(st.c.patient_id > after)).scalar_one()
-            else:  # every row: the runs' sizes, from their last ids (no scan)
-                total = 0
-                for run in range(self._runs()):
-                    last = conn.execute(select(func.max(st.c.id)).where(
-                        (st.c.id >= run << RUN_BITS) & (st.c.id < (run + 1) << RUN_BITS))
-                    ).scalar_one()
-                    total += 0 if last is None else int(last) - (run << RUN_BITS) + 1
-        return int(total), self._staged_groups(after)
-
-    def _staged_groups(self, after: str) -> Generator[PatientEvents, None, None]:
-        """Each staged patient after ``after``, rows in (partition, offset) order."""
-        st = self.staging
-        columns = (st.c.patient_id, st.c.part, st.c.seq, st.c.received_us, st.c.body)
-        with self.engine.connect() as conn:
-            if _postgres(conn):
-                query = (select(*columns).where(st.c.patient_id > after)
-                         .order_by(st.c.patient_id, st.c.part, st.c.seq))
-                with conn.execution_options(stream_results=True, yield_per=5000).execute(
-                        query) as result:
-                    for patient_id, rows in itertools.groupby(result, key=itemgetter(0)):
-                        yield _admit(patient_id, rows)
-                return
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            sql = (f'SELECT patient_id, part, seq, received_us, body FROM "{st.name}" '
-                   "WHERE id >= ? AND id < ? AND patient_id > ? ORDER BY id")
-            runs = [raw.execute(sql, (run << RUN_BITS, (run + 1) << RUN_BITS, after))
-                    for run in range(self._runs())]
-            # Each run is read in blocks (faster than row by row), all of them together
-            # holding about MERGE_BUFFER rows whatever the number of runs.
-            size = max(16, MERGE_BUFFER // max(len(runs), 1))
-            blocks = [itertools.chain.from_iterable(iter(partial(cursor.fetchmany, size), []))
-                      for cursor in runs]
-            try:
-                # Rows compare by (patient, partition, seq), unique: a total order.
-                for patient_id, rows in itertools.groupby(heapq.merge(*blocks),
-                                                          key=itemgetter(0)):
-                    yield _admit(patient_id, rows)
-            finally:
-                for cursor in runs:
-                    cursor.close()
+        assert self.staging is not None
+        staged = self.staging.by_patient(after)
+        return self.staging.count(after), (_admit(patient_id, rows) for patient_id, rows in staged)
 
     def _fold(self) -> None:
         state, counts = self.state, self.state.counts
@@ -921,8 +857,6 @@ class Replay:
         t = versions_table
         now = _now()
         with self.engine.begin() as conn:
-            if not isinstance(self.source, SqliteLogSource):
-                self.staging.drop(conn, checkfirst=True)
             self.state.phase = "done"
             conn.execute(update(t).where(t.c.build_id == self.info.build_id).values(
                 status=Status.COMPLETE.value, completed_at=now, updated_at=now,
@@ -930,6 +864,8 @@ class Replay:
                 progress=_json(self.state.as_json()), owner=None))
             if self.options.activate:
                 _activate_in(conn, self.info.name, self.info.version)
+        if self.staging is not None:
+            self.staging.remove()
         return get_version(self.engine, self.info.name, self.info.version)
 
     def _discard(self, created_registry: bool) -> None:
@@ -938,6 +874,7 @@ class Replay:
             conn.execute(delete(versions_table)
                          .where(versions_table.c.build_id == self.info.build_id))
             _drop_tables(conn, self.info.tables)
+        Staging(self.engine, self.info.prefix).remove()
         if created_registry:
             with self.engine.begin() as conn:
                 left = conn.execute(select(func.count()).select_from(versions_table)).scalar_one()
@@ -947,71 +884,6 @@ class Replay:
 
 def _ignore(_n: int) -> None:
     """A progress callback that shows nothing."""
-
-
-_SQLITE_BOUNDED = (
-    "PRAGMA cache_size=-32768",  # 32 MiB of page cache, whatever the database weighs
-    "PRAGMA mmap_size=0",  # mapped pages would count as resident, up to the file's size
-    "PRAGMA temp_store=FILE",  # the staging index sorts on disk, not in memory
-)
-
-
-def _bounded_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    for pragma in _SQLITE_BOUNDED:
-        cursor.execute(pragma)
-    cursor.close()
-
-
-def _bound_memory(engine: Engine) -> None:
-    """Keep a SQLite target's memory flat: replay streams millions of rows through it.
-
-    The engine's own settings favour random reads of the event log (a large page cache,
-    memory-mapped reads, in-memory temporary B-trees); here they would make peak memory
-    grow with the number of events.  Pooled connections reopen with these settings.
-    """
-    if engine.dialect.name != "sqlite" or sqla_event.contains(engine, "connect",
-                                                              _bounded_pragmas):
-        return
-    sqla_event.listen(engine, "connect", _bounded_pragmas)
-    engine.dispose()
-
-
-# --- staging ------------------------------------------------------------------------------
-
-
-RUN_BITS = 32  # staging ids: run number << RUN_BITS | row number in the (sorted) run
-MERGE_BUFFER = 20_000  # staged rows read ahead, over all runs, while merging them
-
-
-def _staging_table(prefix: str) -> Table:
-    return Table(
-        f"{prefix}staging", MetaData(),
-        # INTEGER on SQLite: the rowid itself, so a run is a contiguous stretch of the table.
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-               autoincrement=False),
-        Column("patient_id", _patient_key(), nullable=False),
-        Column("part", Integer, nullable=False),
-        Column("seq", BigInteger, nullable=False),
-        Column("received_us", BigInteger, nullable=False),
-        Column("body", LargeBinary, nullable=False),
-    )
-
-
-def _insert_staging(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    columns = "id, patient_id, part, seq, received_us, body"
-    if _postgres(conn):
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(
-                f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) VALUES (?, ?, ?, ?, ?, ?)',
-                         rows)
 
 
 def _patient_of(record: RawRecord) -> tuple[str | None, str]:

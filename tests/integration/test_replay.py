@@ -158,9 +158,13 @@ def test_the_same_source_and_options_give_the_same_hash_from_any_source(
     other = replay(sqlite_into, SqliteLogSource(cohort.db),
                    settings=DEFAULT_CLINICAL.model_copy(update={"grace_days": 3})).info
     assert other.content_hash != log_first.content_hash
-    with sqlite_into.connect() as conn:  # the file's staging table is gone
+    with sqlite_into.connect() as conn:  # no staging in the target, and none left beside it
         names = sqlite_into.dialect.get_table_names(conn)
-    assert not [n for n in names if n.endswith("staging")]
+        free_pages = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+    assert not [n for n in names if "staging" in n]
+    assert free_pages < 100, "the staged records' pages were left behind in the target"
+    target = Path(str(sqlite_into.url.database))
+    assert sorted(p.name for p in target.parent.iterdir() if "staging" in p.name) == []
 
 
 # --- interrupted, then resumed --------------------------------------------------------------------
@@ -201,6 +205,46 @@ def test_an_interrupted_replay_resumes_to_the_same_tables(
     assert resumed.info.content_hash == whole.info.content_hash == live_hash(cohort)
     assert resumed.counts == whole.counts  # nothing counted twice
     assert [v.status for v in versions(into, "journey")] == ["complete", "complete"]
+
+
+def test_a_crash_between_staging_a_run_and_saving_progress_counts_nothing_twice(
+        cohort: Cohort, into: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run and its progress are committed together, wherever the staging lives."""
+    monkeypatch.setattr(sources, "STAGE_BATCH", 3000)
+    whole = replay(into, JsonlSource(cohort.jsonl, RECEIVED), batch_patients=40)
+    saves = 0
+    registry_save = Replay._save
+
+    def crash_on_the_third(self: Replay, conn: Any) -> None:
+        nonlocal saves
+        if self.state.phase == "stage":
+            saves += 1
+            if saves == 3:  # run 3 is staged; the registry still says run 2
+                raise Interrupted
+        registry_save(self, conn)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Replay, "_save", crash_on_the_third)
+        with pytest.raises(Interrupted):
+            replay(into, JsonlSource(cohort.jsonl, RECEIVED), batch_patients=40)
+    resumed = replay(into, JsonlSource(cohort.jsonl, RECEIVED), batch_patients=40)
+    assert resumed.resumed_from == "stage"
+    assert resumed.counts == whole.counts
+    assert resumed.info.content_hash == whole.info.content_hash
+
+
+def test_dropping_an_unfinished_build_removes_its_staged_records(
+        cohort: Cohort, sqlite_into: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "STAGE_BATCH", 3000)
+    with pytest.raises(Interrupted):
+        replay(sqlite_into, JsonlSource(cohort.jsonl, RECEIVED),
+               on_commit=interrupt_after("stage", 2))
+    target = Path(str(sqlite_into.url.database))
+    staged = [p for p in target.parent.iterdir() if "staging" in p.name]
+    assert staged, "the interrupted build staged nothing beside its target"
+    drop_version(sqlite_into, "journey", 1)
+    assert not [p for p in target.parent.iterdir() if "staging" in p.name]
+    assert versions(sqlite_into) == []
 
 
 # --- versions and activation ------------------------------------------------------------------
