@@ -643,9 +643,9 @@ class Replay:
             elif resumed_from in ("stage", "fold"):
                 self.staging.check(info.name, info.version,
                                    staged_anything=self.state.staged is not None)
-                saved = self.staging.saved_progress()
-                if resumed_from == "stage" and saved is not None:
-                    self.state = _Progress.of(saved)  # staged with the records: the truth
+                saved = self.staging.saved_progress() if resumed_from == "stage" else None
+                if saved is not None:  # committed with the staged records: the truth
+                    self.state = _Progress.of(saved)
         log.info("replay.started", name=info.name, version=info.version, build=info.build_id,
                  resumed=resumed_from is not None, phase=self.state.phase)
         try:
@@ -874,7 +874,7 @@ class Replay:
             conn.execute(delete(versions_table)
                          .where(versions_table.c.build_id == self.info.build_id))
             _drop_tables(conn, self.info.tables)
-        Staging(self.engine, self.info.prefix).remove()
+        (self.staging or Staging(self.engine, self.info.prefix)).remove()
         if created_registry:
             with self.engine.begin() as conn:
                 left = conn.execute(select(func.count()).select_from(versions_table)).scalar_one()

@@ -117,10 +117,6 @@ class Staging:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
-    def close(self) -> None:
-        if self.path is not None:
-            self.engine.dispose()
-
     def _exists(self) -> bool:
         return self.path is None or self.path.exists()
 
