@@ -156,7 +156,6 @@ class Prepared(NamedTuple):
 
     at: int  # index of the line in its batch
     row: EventRow
-    birth_year: int | None
 
 
 @dataclass(frozen=True)
@@ -165,37 +164,50 @@ class Refused:
     error: InvalidEvent
 
 
-def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime
-                  ) -> tuple[list[Prepared], list[Refused]]:
+class Decoded(NamedTuple):
+    """One batch of lines, decoded: what passed, what was refused, and whose events they are."""
+
+    prepared: list[Prepared]
+    refused: list[Refused]
+    # Each patient of the batch, with the birth year of its first inclusion in it (or
+    # None): per patient, not per event, for the writer's birth-year check.
+    patients: dict[str, int | None]
+
+
+def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime) -> Decoded:
     """Validate a batch of lines into event rows (pure; runs in a worker process for big inputs)."""
     prepared: list[Prepared] = []
     refused: list[Refused] = []
+    patients: dict[str, int | None] = {}
     for index, (_, raw) in enumerate(batch):
         try:
             event, body = decode_with_body(raw, received_at=received_at)
         except InvalidEvent as error:
             refused.append(Refused(index, error))
             continue
-        prepared.append(Prepared(index, event_row(event, body), _birth_year(event)))
-    return prepared, refused
+        prepared.append(Prepared(index, event_row(event, body)))
+        year = _birth_year(event)
+        if patients.setdefault(event.patient_id, year) is None and year is not None:
+            patients[event.patient_id] = year
+    return Decoded(prepared, refused, patients)
 
 
-# What a decode process sends back: (index, birth year, row) as plain tuples, which
-# pickle about twenty times faster than objects (that cost more than the writing).
-Packed = tuple[list[tuple[int, int | None, tuple[object, ...]]], list[Refused]]
+# What a decode process sends back: rows as plain tuples, which pickle about twenty
+# times faster than objects (that cost more than the writing).
+Packed = tuple[list[tuple[int, tuple[object, ...]]], list[Refused], dict[str, int | None]]
 
 
 def _prepare_packed(batch: list[tuple[int, bytes]], received_at: datetime) -> Packed:
     with bulk_allocation():  # else the cycle collector walks the batch every 700 objects
-        prepared, refused = prepare_batch(batch, received_at)
-    return [(p.at, p.birth_year, tuple(p.row)) for p in prepared], refused
+        prepared, refused, patients = prepare_batch(batch, received_at)
+    return [(p.at, tuple(p.row)) for p in prepared], refused, patients
 
 
-def _unpacked(packed: Packed) -> tuple[list[Prepared], list[Refused]]:
-    rows, refused = packed
+def _unpacked(packed: Packed) -> Decoded:
+    rows, refused, patients = packed
     new = tuple.__new__  # the named tuples' own constructors, minus a Python call each
-    return [new(Prepared, (at, new(EventRow, row), year))
-            for at, year, row in rows], refused
+    return Decoded([new(Prepared, (at, new(EventRow, row))) for at, row in rows], refused,
+                   patients)
 
 
 def _below_writer() -> None:
@@ -209,7 +221,7 @@ def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tup
         yield batch
 
 
-PreparedBatch = tuple[list[tuple[int, bytes]], tuple[list[Prepared], list[Refused]]]
+PreparedBatch = tuple[list[tuple[int, bytes]], Decoded]
 
 
 def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: datetime,
@@ -262,10 +274,10 @@ def validate_lines(
     earlier ones (and whatever ``births`` can look up).  Sharing this one function
     is what makes the same file yield the same accepted events in both deployments.
     """
-    for batch, (prepared, refused) in _prepared_batches(
+    for batch, (prepared, refused, patients) in _prepared_batches(
             _batches(lines, batch_size), received_at, workers):
         rejected = [(r.index, r.error) for r in refused]
-        births.learn((p.row.patient_id, p.birth_year) for p in prepared)
+        births.learn(patients.items())
         known = births.known_years()
         valid: list[Prepared] = []
         for item in prepared:  # BirthYearCheck.violated, inlined: this loop sees every event
