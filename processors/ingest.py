@@ -126,15 +126,11 @@ class BirthYearCheck:
         """Birth year by patient, for the patients whose inclusion is known."""
         return self._years
 
-    def violated(self, patient_id: str, year: int) -> bool:
-        known = self._years.get(patient_id)
-        return known is not None and year < known
-
     def prepare(self, events: Iterable[ClinicalEvent]) -> None:
         self.learn((e.patient_id, _birth_year(e)) for e in events)
 
     def check(self, event: ClinicalEvent) -> None:
-        known = self._years.get(event.patient_id)  # violated(), inlined: once per event
+        known = self._years.get(event.patient_id)  # also on rows, in validate_lines
         if known is not None and event.occurred_on.year < known:
             raise before_birth(event.event_type)
 
@@ -280,7 +276,7 @@ def validate_lines(
         births.learn(patients.items())
         known = births.known_years()
         valid: list[Prepared] = []
-        for item in prepared:  # BirthYearCheck.violated, inlined: this loop sees every event
+        for item in prepared:  # BirthYearCheck.check on rows (once per event: no call)
             row = item.row
             year = known.get(row.patient_id)
             if year is not None and int(row.occurred_on[:4]) < year:
