@@ -49,6 +49,15 @@ class InvalidEvent(JourneyError):
         first = self.errors[0]
         return f"{first.field}: {first.reason}"
 
+    def detached(self) -> InvalidEvent:
+        """The same error, without the traceback and context of where it was raised.
+
+        Keep this one after handling: a raised error's traceback holds the raising
+        frames, and through them everything they referenced (a whole batch of lines),
+        in a reference cycle that only the cycle collector can free.
+        """
+        return InvalidEvent(self.errors, event_type=self.event_type)
+
     @classmethod
     def single(cls, field: str, reason: str, *, event_type: str | None = None) -> InvalidEvent:
         return cls([FieldError(field, reason)], event_type=event_type)

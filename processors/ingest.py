@@ -179,7 +179,7 @@ def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime) -> Deco
         try:
             event, body = decode_with_body(raw, received_at=received_at)
         except InvalidEvent as error:
-            refused.append(Refused(index, error))
+            refused.append(Refused(index, error.detached()))
             continue
         prepared.append(Prepared(index, event_row(event, body)))
         year = _birth_year(event)

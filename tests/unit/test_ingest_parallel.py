@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 from pathlib import Path
 
@@ -72,3 +73,26 @@ def test_commit_groups_keep_every_line_accounted_for(tmp_path: Path,
     assert ("t:1000", "event_id: already stored with different content",
             conflicting) in letters
     assert ("t:1001", "$: must be a JSON object", b"[]") in letters
+
+
+def test_refused_lines_do_not_keep_their_batch_alive() -> None:
+    """A kept error holds no frames: else every batch with a bad line stays in memory until
+    the cycle collector runs (with bulk settings, almost never)."""
+    lines = _lines()
+    decoded = ingest.prepare_batch(lines, RECEIVED)
+    assert len(decoded.refused) == 30
+    for refused in decoded.refused:
+        error = refused.error
+        assert error.__traceback__ is None
+        assert error.__context__ is None
+        assert error.__cause__ is None
+        assert str(error) == "$: not valid JSON"
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for _ in range(3):
+            ingest.prepare_batch(lines, RECEIVED)
+        assert len(gc.get_objects()) < before + 1000  # nothing left behind in cycles
+    finally:
+        gc.enable()
