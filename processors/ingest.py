@@ -7,7 +7,9 @@ summary counts accepted events, duplicates and rejections by reason.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -206,9 +208,23 @@ def _unpacked(packed: Packed) -> Decoded:
                    patients)
 
 
-def _below_writer() -> None:
+def _start_decoding() -> None:
+    """Set up a decode process: below the writer's priority, and gone with its writer.
+
+    A pool process outlives a parent killed by a signal that only the parent gets
+    (``kill``, a service stop): blocked on its task queue, it would wait forever.
+    """
     if hasattr(os, "nice"):  # POSIX
         os.nice(DECODE_NICENESS)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True,
+                         name="exit-with-parent").start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready once the parent process has ended
+    os._exit(1)
 
 
 def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -229,7 +245,7 @@ def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: d
         return
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_below_writer)
+                               initializer=_start_decoding)
     try:
         pending: deque[tuple[list[tuple[int, bytes]], Future[Packed]]] = deque()
         for batch in batches:

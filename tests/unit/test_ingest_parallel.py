@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gc
 import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,78 @@ def test_refused_lines_do_not_keep_their_batch_alive() -> None:
         assert len(gc.get_objects()) < before + 1000  # nothing left behind in cycles
     finally:
         gc.enable()
+
+
+_STUCK_WRITER = """
+import sys, time
+from datetime import UTC, datetime
+from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+
+def lines():
+    yield from ((n, b"{}") for n in range(1, 400))
+    print("submitted", flush=True)
+    time.sleep(600)  # the writer hangs here, its decode processes idle: until it is killed
+
+for _ in validate_lines(lines(), BirthYearCheck(), received_at=datetime.now(UTC),
+                        batch_size=100, workers=2):
+    pass
+"""
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_decode_processes_end_with_a_killed_writer() -> None:
+    """SIGKILL reaches only the writer: its decode processes must not live on, orphaned."""
+    with subprocess.Popen([sys.executable, "-c", _STUCK_WRITER], stdout=subprocess.PIPE,
+                          text=True) as writer:
+        try:
+            assert writer.stdout is not None
+            assert writer.stdout.readline().strip() == "submitted"
+            decoders: set[int] = set()
+
+            def started() -> bool:
+                nonlocal decoders
+                decoders = {pid for pid in _children(writer.pid)
+                            if b"spawn_main" in _cmdline(pid)}
+                return len(decoders) == 2
+
+            _poll(started, "two decode processes")
+            writer.kill()
+            writer.wait()
+            _poll(lambda: not any(_alive(pid) for pid in decoders),
+                  "the decode processes to end")
+        finally:
+            writer.kill()
