@@ -8,10 +8,9 @@ records the last log position it has projected, and catches up before it is read
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -19,7 +18,7 @@ import structlog
 
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.processors.alert_actions import AlertActionLog, AlertActions
-from mbcjourney.processors.bulk import bulk_allocation
+from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ingest_lines
@@ -212,8 +211,7 @@ class EmbeddedEngine:
         shards = [(ids[i], ids[min(i + REBUILD_SHARD, len(ids)) - 1])
                   for i in range(0, len(ids), REBUILD_SHARD)]
         count = 0
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             futures = [pool.submit(project_range, self.db_url, self.settings, shard)
                        for shard in shards]
             for future in as_completed(futures):

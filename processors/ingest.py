@@ -6,13 +6,9 @@ summary counts accepted events, duplicates and rejections by reason.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
-import os
-import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count, islice
@@ -25,7 +21,7 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_with_body
-from mbcjourney.processors.bulk import bulk_allocation
+from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
 
 log = structlog.get_logger(__name__)
@@ -208,25 +204,6 @@ def _unpacked(packed: Packed) -> Decoded:
                    patients)
 
 
-def _start_decoding() -> None:
-    """Set up a decode process: below the writer's priority, and gone with its writer.
-
-    A pool process outlives a parent killed by a signal that only the parent gets
-    (``kill``, a service stop): blocked on its task queue, it would wait forever.
-    """
-    if hasattr(os, "nice"):  # POSIX
-        os.nice(DECODE_NICENESS)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True,
-                         name="exit-with-parent").start()
-
-
-def _exit_with_parent(sentinel: int) -> None:
-    multiprocessing.connection.wait([sentinel])  # ready once the parent process has ended
-    os._exit(1)
-
-
 def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
     items = iter(lines)
     while batch := list(islice(items, size)):
@@ -243,9 +220,7 @@ def _prepared_batches(batches: Iterator[list[tuple[int, bytes]]], received_at: d
         for batch in batches:
             yield batch, prepare_batch(batch, received_at)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_start_decoding)
+    pool = process_pool(workers, niceness=DECODE_NICENESS)
     try:
         pending: deque[tuple[list[tuple[int, bytes]], Future[Packed]]] = deque()
         for batch in batches:
