@@ -243,10 +243,10 @@ class SqlEventLog:
         A whole commit group's ids come back here whenever it held one repeat;
         SQLAlchemy's per-row result processing cost more than the reading.
         """
-        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(f"SELECT event_id FROM events WHERE position > {marker}", (position,))
+            cursor.execute(f"SELECT event_id FROM events WHERE position > {self._marker}",
+                           (position,))
             return {event_id for (event_id,) in cursor.fetchall()}
         finally:
             cursor.close()
@@ -263,11 +263,15 @@ class SqlEventLog:
         return known
 
     @property
+    def _marker(self) -> str:
+        """The driver's parameter placeholder (SQLite ``?``, psycopg ``%s``)."""
+        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+
+    @property
     def _insert_sql(self) -> str:
-        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         columns = EventRow._fields
         return (f"INSERT INTO events ({', '.join(columns)}) "
-                f"VALUES ({', '.join([marker] * len(columns))}) "
+                f"VALUES ({', '.join([self._marker] * len(columns))}) "
                 "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:

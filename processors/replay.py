@@ -874,7 +874,8 @@ class Replay:
             conn.execute(delete(versions_table)
                          .where(versions_table.c.build_id == self.info.build_id))
             _drop_tables(conn, self.info.tables)
-        (self.staging or Staging(self.engine, self.info.prefix)).remove()
+        if self.staging is not None:
+            self.staging.remove()
         if created_registry:
             with self.engine.begin() as conn:
                 left = conn.execute(select(func.count()).select_from(versions_table)).scalar_one()
