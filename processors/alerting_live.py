@@ -16,9 +16,8 @@ from typing import Any
 
 import structlog
 
-from mbcjourney.errors import ServiceUnavailable
 from mbcjourney.processors.alerting import AlertConfig, KafkaEmitter, LiveAlerts
-from mbcjourney.processors.kafkaio import require_topics
+from mbcjourney.processors.kafkaio import connect, require_topics
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.webhook import DeliveryLog, LiveDelivery, WebhookSender, load_webhooks
@@ -31,16 +30,11 @@ class LogProgress:
 
     def __init__(self, bootstrap: str, topic: str, store: ProjectionStore, consumer: str) -> None:
         from kafka import KafkaConsumer, TopicPartition
-        from kafka.errors import KafkaError
 
         self.store = store
         self.consumer = consumer
-        try:
-            self._kafka: Any = KafkaConsumer(bootstrap_servers=bootstrap.split(","),
-                                             group_id=None, enable_auto_commit=False,
-                                             client_id="journey-alerts-progress")
-        except KafkaError as exc:
-            raise ServiceUnavailable(f"Kafka at {bootstrap} does not answer: {exc}") from None
+        self._kafka: Any = connect(KafkaConsumer, bootstrap, group_id=None,
+                                   enable_auto_commit=False, client_id="journey-alerts-progress")
         self._partitions = [TopicPartition(topic, p)
                             for p in sorted(self._kafka.partitions_for_topic(topic) or ())]
 

@@ -249,8 +249,10 @@ def run_app(app: Any, config: WorkerConfig) -> NoReturn:
     import faust
 
     level = max(logging.INFO, logging.getLevelNamesMapping()[config.log_level.upper()])
+    # override_logging=False: faust's records go through logs.configure's JSON handler on
+    # stderr, like everything else, instead of mode's coloured text on stdout.
     worker = faust.Worker(app, loglevel=logging.getLevelName(level).lower(), quiet=True,
-                          redirect_stdouts=False)
+                          redirect_stdouts=False, override_logging=False)
     # No terminal spinner: it would also lower the root logger to DEBUG, so every
     # library debug record (one per produced message) got built and thrown away.
     worker.spinner = None

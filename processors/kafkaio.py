@@ -9,17 +9,21 @@
 * Topics are checked before anything is produced or consumed, because a broker
   that auto-creates topics would otherwise create a one-partition event log.
 
-Clients are created by the functions that use them, never at import time.
+Clients are created by the functions that use them, through :func:`connect`, never at
+import time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -31,9 +35,16 @@ log = structlog.get_logger(__name__)
 EVENTS_TOPIC = "mbc.clinical-events"
 DEAD_LETTER_TOPIC = "mbc.dead-letter"
 METADATA_TIMEOUT_S = 20.0
+# How long a command waits for a broker that does not answer before it says so; the
+# client's own default is 30 s, spent retrying with a back-off that grows to 30 s.
+CONNECT_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_S = 2.0  # one TCP connection attempt
+PROBE_RETRY_S = 0.5
+RECONNECT_BACKOFF_MAX_MS = 1_000
 RANGE_READ_TIMEOUT_S = 120.0
 
 Headers = list[tuple[str, bytes]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +89,86 @@ def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
 # --- topics ------------------------------------------------------------------------
 
 
-def _metadata_consumer(bootstrap: str) -> Any:
-    from kafka import KafkaConsumer
+def connect(client: Callable[..., T], bootstrap: str, *,
+            timeout_s: float = CONNECT_TIMEOUT_S, **config: Any) -> T:
+    """A kafka-python ``client`` (``KafkaConsumer``, ``KafkaProducer``) connected to ``bootstrap``.
+
+    A broker that does not answer within ``timeout_s`` is one clear
+    :class:`ServiceUnavailable`.  Reachability is probed with plain sockets first:
+    a kafka-python 3.0 client whose bootstrap fails leaves its I/O thread and a
+    socket behind, and logs a line per retry.
+    """
     from kafka.errors import KafkaError
 
+    deadline = time.monotonic() + timeout_s
+    _wait_until_reachable(bootstrap, deadline, timeout_s)
     try:
-        return KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None,
-                             enable_auto_commit=False, client_id="journey-metadata",
-                             request_timeout_ms=int(METADATA_TIMEOUT_S * 1000) + 1000)
-    except KafkaError as exc:
-        raise ServiceUnavailable(f"Kafka at {bootstrap} does not answer: {exc}") from None
+        with _quiet_bootstrap():
+            return client(bootstrap_servers=bootstrap.split(","),
+                          bootstrap_timeout_ms=int(max(deadline - time.monotonic(), 1.0) * 1000),
+                          reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **config)
+    except KafkaError as exc:  # a socket answers, but not a Kafka broker
+        raise _unavailable(bootstrap, timeout_s, str(exc)) from None
+
+
+def _wait_until_reachable(bootstrap: str, deadline: float, timeout_s: float) -> None:
+    """Return once one bootstrap address accepts a TCP connection; retry until ``deadline``."""
+    attempt, error = 0, "no address"
+    while True:
+        attempt += 1
+        for host, port in _addresses(bootstrap):
+            wait = min(PROBE_TIMEOUT_S, max(deadline - time.monotonic(), 0.1))
+            try:
+                with socket.create_connection((host, port), timeout=wait):
+                    return
+            except OSError as exc:
+                error = f"{host}:{port}: {exc.strerror or type(exc).__name__}"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _unavailable(bootstrap, timeout_s, error)
+        log.info("kafka.unreachable", bootstrap=bootstrap, attempt=attempt, error=error)
+        time.sleep(min(PROBE_RETRY_S, left))  # a broker being started answers soon
+
+
+def _addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """``host:port,[::1]:port`` as (host, port) pairs; Kafka's port 9092 when none is given."""
+    addresses = []
+    for server in bootstrap.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon or "]" in port:
+            host, port = server.strip(), "9092"
+        if not port.isdigit():
+            raise ConfigurationError(f"--bootstrap {bootstrap!r}: {server!r} is not HOST:PORT")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _unavailable(bootstrap: str, timeout_s: float, error: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Kafka at {bootstrap} does not answer within {timeout_s:g} s ({error}); is the "
+        "broker running? (bash infra/kafka/start.sh starts one)")
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    kafka_log = logging.getLogger("kafka")
+    if kafka_log.isEnabledFor(logging.INFO):
+        yield
+        return
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
+def _metadata_consumer(bootstrap: str) -> Any:
+    from kafka import KafkaConsumer
+
+    return connect(KafkaConsumer, bootstrap, group_id=None, enable_auto_commit=False,
+                   client_id="journey-metadata",
+                   request_timeout_ms=int(METADATA_TIMEOUT_S * 1000) + 1000)
 
 
 def topic_partitions(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:

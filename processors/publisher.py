@@ -31,7 +31,12 @@ import structlog
 from mbcjourney.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.ingest import BATCH_SIZE, BirthYearCheck, LineSummary, validate_lines
-from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC, dead_letter_message
+from mbcjourney.processors.kafkaio import (
+    DEAD_LETTER_TOPIC,
+    EVENTS_TOPIC,
+    connect,
+    dead_letter_message,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -63,22 +68,18 @@ def open_producer(bootstrap: str, *, linger_ms: int = 50, client_id: str = "jour
                   ) -> Any:
     """A kafka-python producer as the design asks: acks=all, idempotent, never auto-creating."""
     from kafka import KafkaProducer
-    from kafka.errors import KafkaError
 
-    try:
-        return KafkaProducer(
-            bootstrap_servers=bootstrap.split(","),
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,  # explicit: a conflicting setting raises instead of degrading
-            allow_auto_create_topics=False,
-            linger_ms=linger_ms,
-            batch_size=512 * 1024,
-            max_block_ms=60_000,
-            # bytes in, bytes out: no serializer callables (deprecated in kafka-python 3)
-        )
-    except KafkaError as exc:
-        raise ServiceUnavailable(f"Kafka at {bootstrap} does not answer: {exc}") from None
+    return connect(
+        KafkaProducer, bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,  # explicit: a conflicting setting raises instead of degrading
+        allow_auto_create_topics=False,
+        linger_ms=linger_ms,
+        batch_size=512 * 1024,
+        max_block_ms=60_000,
+        # bytes in, bytes out: no serializer callables (deprecated in kafka-python 3)
+    )
 
 
 class _Pending:

@@ -44,6 +44,7 @@ from mbcjourney.errors import ConfigurationError, InvalidEvent, ServiceUnavailab
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import decode_stored_row
 from mbcjourney.processors.eventlog import _utc_text
+from mbcjourney.processors.kafkaio import connect
 
 log = structlog.get_logger(__name__)
 
@@ -262,22 +263,18 @@ class KafkaSource:
 
     def _consumer(self) -> Any:
         from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
 
-        try:
-            return KafkaConsumer(
-                bootstrap_servers=self.bootstrap.split(","),
-                group_id=None,  # no group: nothing joined, nothing rebalanced, nothing committed
-                enable_auto_commit=False,
-                client_id="journey-replay",
-                auto_offset_reset="earliest",
-                allow_auto_create_topics=False,  # a typo must not create a topic
-                check_crcs=self.check_crcs,
-                max_partition_fetch_bytes=1 << 20,
-                fetch_max_bytes=8 << 20,
-            )
-        except KafkaError as exc:
-            raise ServiceUnavailable(f"Kafka at {self.bootstrap}: {exc}") from None
+        return connect(
+            KafkaConsumer, self.bootstrap,
+            group_id=None,  # no group: nothing joined, nothing rebalanced, nothing committed
+            enable_auto_commit=False,
+            client_id="journey-replay",
+            auto_offset_reset="earliest",
+            allow_auto_create_topics=False,  # a typo must not create a topic
+            check_crcs=self.check_crcs,
+            max_partition_fetch_bytes=1 << 20,
+            fetch_max_bytes=8 << 20,
+        )
 
     def _partitions(self, consumer: Any) -> list[Any]:
         from kafka import TopicPartition
