@@ -652,8 +652,15 @@ from mbcjourney import alerts_cli  # noqa: E402, F401  (registers `journey alert
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from mbcjourney.processors.db import database_failure
+
     try:
         cli(standalone_mode=True)
     except JourneyError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OperationalError as exc:  # the database is down, unreachable, locked or full
+        click.echo(f"error: {database_failure(exc)}", err=True)
         sys.exit(2)

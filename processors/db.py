@@ -16,7 +16,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.types import TypeEngine
 
 from mbcjourney.errors import ConfigurationError
@@ -52,6 +52,21 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def database_failure(exc: OperationalError) -> str:
+    """What a user should read when the database itself fails (no traceback, no password).
+
+    The driver's own first line names the host and port (PostgreSQL) or the cause
+    (SQLite); a server that does not answer gets the way to start one.
+    """
+    detail = (str(exc.orig).strip().splitlines() or ["(no detail)"])[0]
+    text = f"the database failed: {detail}"
+    if "Connection refused" in detail or "timeout expired" in detail:
+        text += "; is PostgreSQL running? (bash infra/postgres/start.sh starts one)"
+    elif detail == "unable to open database file":  # SQLite
+        text += "; does the database's folder exist, and may this user write there?"
+    return text
 
 
 _SQLITE_BOUNDED = (
