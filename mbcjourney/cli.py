@@ -25,6 +25,7 @@ from mbcjourney.engine import AlertRow, EmbeddedEngine, decode_workers
 from mbcjourney.errors import JourneyError
 from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
+from mbcjourney.processors.db import existing_database
 from mbcjourney.processors.ingest import IngestSummary, LineSummary, numbered_lines
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
@@ -41,8 +42,10 @@ class Context:
         self.settings = settings
         self.quiet = quiet
 
-    def engine(self, db: str | None) -> EmbeddedEngine:
-        return EmbeddedEngine(database_url(db), self.settings)
+    def engine(self, db: str | None, *, create: bool = False) -> EmbeddedEngine:
+        """The embedded engine on ``--db``; only commands that write events may create it."""
+        url = database_url(db)
+        return EmbeddedEngine(url if create else existing_database(url), self.settings)
 
     @contextmanager
     def progress(self, total: int | None, unit: str, desc: str) -> Iterator[Callable[[int], None]]:
@@ -191,7 +194,7 @@ def ingest(ctx: Context, file: Path, db: str | None) -> None:
 
     Example: journey ingest cohort.jsonl --db sqlite:///study.db
     """
-    engine = ctx.engine(db)
+    engine = ctx.engine(db, create=True)
     try:
         if str(file) == "-":
             summary = _ingest_stream(ctx, engine, sys.stdin.buffer, "stdin", None)

@@ -20,7 +20,7 @@ from mbcjourney.cli import Context, _instant, cli, db_option, output_options, pa
 from mbcjourney.cli import view_options as _view_options
 from mbcjourney.errors import ConfigurationError
 from mbcjourney.exports import write_table
-from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.db import existing_database, make_engine
 from mbcjourney.processors.replay import (
     BATCH_PATIENTS,
     Replay,
@@ -140,7 +140,7 @@ def projections() -> None:
 
 
 def _engine(db: str | None) -> Any:
-    return make_engine(database_url(db))
+    return make_engine(existing_database(database_url(db)))
 
 
 def _row(v: VersionInfo) -> tuple[object, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -52,6 +53,24 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def existing_database(url: str) -> str:
+    """``url``, unless it names an embedded database file that does not exist.
+
+    SQLite creates a missing file on connect: a mistyped ``--db`` would otherwise
+    give an empty export or an empty overdue list, silently.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # make_engine names the problem
+    path = parsed.database
+    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" \
+            and not path.startswith("file:") and not Path(path).exists():
+        raise ConfigurationError(
+            f"--db {url}: no such database; `journey ingest FILE --db {url}` creates one")
+    return url
 
 
 def database_failure(exc: OperationalError) -> str:

@@ -1,4 +1,4 @@
-"""A stopped or mistyped broker or database, as a user meets it: one clear error, no traceback."""
+"""A stopped, missing or mistyped broker or database, as a user meets it: one clear error."""
 
 from __future__ import annotations
 
@@ -49,11 +49,29 @@ def test_a_database_that_does_not_answer(journey: Journey, closed_port: int) -> 
     assert "s3cret" not in result.stderr
 
 
-def test_an_embedded_database_in_a_missing_folder(journey: Journey) -> None:
-    result = journey("export", "patients", "--db", "sqlite:///no/such/folder/study.db",
+def test_an_embedded_database_in_a_missing_folder(journey: Journey, tmp_path: Path) -> None:
+    cohort = tmp_path / "cohort.jsonl"
+    cohort.write_bytes(to_jsonl([PatientBuilder("P-000001").included("2024-01-10")]))
+    result = journey("ingest", str(cohort), "--db", "sqlite:///no/such/folder/study.db",
                      check=False)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "error: the database failed: unable to open database file; does the database's "
         "folder exist, and may this user write there?"]
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "patients"], ["overdue", "--as-of", "2025-01-01"], ["dead-letters", "list"],
+    ["alerts"], ["rebuild"], ["report", "-o", "report.html"], ["projections", "list"],
+])
+def test_reading_an_embedded_database_that_does_not_exist(
+        journey: Journey, tmp_path: Path, command: list[str]) -> None:
+    """A mistyped --db is an error, not an empty answer (SQLite would create the file)."""
+    result = journey(*command, "--db", "sqlite:///studdy.db", check=False)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --db sqlite:///studdy.db: no such database; "
+        "`journey ingest FILE --db sqlite:///studdy.db` creates one"]
+    assert not (tmp_path / "studdy.db").exists()
