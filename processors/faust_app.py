@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -50,6 +51,36 @@ log = structlog.get_logger(__name__)
 TABLE_NAME = "patient-history"
 SESSION_TIMEOUT_S = 10.0
 AGENT_NAME = "project-patients"
+# A table recovery with no changelog record for this long has stalled (seen once in
+# tests after a rebalance: faust waited on its changelog partitions for ever, while
+# the heartbeat said all was well).  The worker then stops, to be restarted.
+RECOVERY_STALL_S = 120.0
+RECOVERY_CHECK_S = 10.0
+
+
+class RecoveryWatch:
+    """Notices a table recovery that stopped making progress; times are passed in."""
+
+    def __init__(self, stall_s: float = RECOVERY_STALL_S) -> None:
+        self.stall_s = stall_s
+        self._progress_at: float | None = None  # None: no recovery under way
+
+    def started(self, partitions: int, now: float) -> None:
+        """A rebalance: recovery of ``partitions`` assigned partitions begins (none: nothing)."""
+        self._progress_at = now if partitions else None
+
+    def progressed(self, now: float) -> None:
+        if self._progress_at is not None:
+            self._progress_at = now
+
+    def completed(self) -> None:
+        self._progress_at = None
+
+    def stalled_for(self, now: float) -> float | None:
+        """Seconds without progress, once that reaches ``stall_s``; else None."""
+        if self._progress_at is None or now - self._progress_at < self.stall_s:
+            return None
+        return now - self._progress_at
 
 
 def _store_class() -> type[Any]:
@@ -58,8 +89,10 @@ def _store_class() -> type[Any]:
     class HistoryStore(Store[Any, Any]):
         """In-memory store whose changelog records are history deltas, applied by merging."""
 
-        def __init__(self, *args: Any, histories: Histories, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, histories: Histories, watch: RecoveryWatch,
+                     **kwargs: Any) -> None:
             self.histories = histories
+            self.watch = watch
             super().__init__(*args, **kwargs)
 
         def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
@@ -68,9 +101,15 @@ def _store_class() -> type[Any]:
                 message = event.message
                 if message.value is not None:
                     self.histories.restore(message.partition, bytes(message.value))
+            self.watch.progressed(time.monotonic())
+
+        async def on_rebalance(self, assigned: set[Any], revoked: set[Any],
+                               newly_assigned: set[Any], generation_id: int = 0) -> None:
+            self.watch.started(len(assigned), time.monotonic())  # before recovery starts
 
         async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]
                                         ) -> None:
+            self.watch.completed()
             keep = {tp.partition for tp in active_tps}
             dropped = self.histories.drop_partitions(keep)
             log.info("worker.table_recovered", partitions=sorted(keep),
@@ -92,13 +131,15 @@ def _table_class() -> type[Any]:
         _changelog_compacting = False
         _changelog_deleting = True
 
-        def __init__(self, app: Any, *, histories: Histories, **kwargs: Any) -> None:
+        def __init__(self, app: Any, *, histories: Histories, watch: RecoveryWatch,
+                     **kwargs: Any) -> None:
             self.histories = histories
+            self.watch = watch
             super().__init__(app, **kwargs)
 
         def _new_store(self) -> Any:
             return store_class(
-                URL("memory://"), self.app, self, histories=self.histories,
+                URL("memory://"), self.app, self, histories=self.histories, watch=self.watch,
                 table_name=self.name, key_type=self.key_type, value_type=self.value_type,
                 key_serializer=self.key_serializer, value_serializer=self.value_serializer,
                 options=self.options,
@@ -158,8 +199,9 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
         broker_heartbeat_interval=SESSION_TIMEOUT_S / 4,
     )
     histories = Histories(config.max_cached_events)
+    watch = RecoveryWatch()
     table = _table_class()(
-        app, histories=histories, name=TABLE_NAME, key_type=bytes, value_type=bytes,
+        app, histories=histories, watch=watch, name=TABLE_NAME, key_type=bytes, value_type=bytes,
         partitions=config.partitions, beacon=app.tables.beacon,
         extra_topic_configs={"cleanup.policy": "delete", "retention.ms": "-1"},
         help="Validated event bodies per patient (deltas), deduplicated by event_id.",
@@ -216,6 +258,15 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
             alive.touch()
 
         app.timer(interval=HEARTBEAT_S)(heartbeat)
+
+    async def check_recovery() -> None:
+        stalled = watch.stalled_for(time.monotonic())
+        if stalled is not None:
+            log.error("worker.recovery_stalled", seconds=round(stalled))
+            stop_on_failure(RuntimeError(
+                f"table recovery made no progress for {stalled:.0f} s; stopping to restart"))
+
+    app.timer(interval=RECOVERY_CHECK_S, name="recovery-watch")(check_recovery)
 
     if alerts is not None:
         timer_tick = alerts.timer_tick
