@@ -341,9 +341,12 @@ def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_the
         hooks.write_text(orjson.dumps({"centres": {"*": f"{receiver.url}/alerts"}}).decode())
         with alerting.worker("a", "--webhooks", str(hooks)) as a:
             # one after the other: two workers creating the projection tables at the same
-            # instant can collide in PostgreSQL's catalogue (ProjectionStore.create)
-            wait_until(lambda: bool(a.events("alerts.start")), timeout=START_TIMEOUT_S,
-                       what="worker a started", workers=[a])
+            # instant can collide in PostgreSQL's catalogue (ProjectionStore.create); and b
+            # joins once a's table is recovered, since a rebalance in the middle of a
+            # recovery is where faust once stalled (see RecoveryWatch).  Starting together
+            # is test_live_pipeline's two-worker test.
+            wait_until(lambda: bool(a.events("worker.table_recovered")),
+                       timeout=START_TIMEOUT_S, what="worker a recovered", workers=[a])
             with alerting.worker("b", "--webhooks", str(hooks)) as b:
 
                 wait_until(lambda: partitions_split([a, b], PARTITIONS), timeout=START_TIMEOUT_S,
