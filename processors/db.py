@@ -16,7 +16,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.types import TypeEngine
 
@@ -55,6 +55,16 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names; None for another database, in-memory or a ``file:`` URI."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def existing_database(url: str) -> str:
     """``url``, unless it names an embedded database file that does not exist.
 
@@ -62,15 +72,18 @@ def existing_database(url: str) -> str:
     give an empty export or an empty overdue list, silently.
     """
     try:
-        parsed = make_url(url)
+        path = sqlite_file(url)
     except ArgumentError:
         return url  # make_engine names the problem
-    path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" \
-            and not path.startswith("file:") and not Path(path).exists():
+    if path is not None and not path.exists():
         raise ConfigurationError(
             f"--db {url}: no such database; `journey ingest FILE --db {url}` creates one")
     return url
+
+
+def placeholder(dialect: Dialect) -> str:
+    """The driver's parameter placeholder in hand-written SQL (SQLite ``?``, psycopg ``%s``)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def database_failure(exc: OperationalError) -> str:
@@ -149,7 +162,7 @@ class BulkInsert:
                  ) -> None:
         self.names = tuple(names) if names is not None else tuple(c.name for c in table.columns)
         preparer = dialect.identifier_preparer
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        marker = placeholder(dialect)
         self.sql = (f"INSERT INTO {preparer.format_table(table)} "
                     f"({', '.join(preparer.quote(n) for n in self.names)}) "
                     f"VALUES ({', '.join([marker] * len(self.names))})")

@@ -41,7 +41,7 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored, decode_stored_row, same_fact
-from mbcjourney.processors.db import create_tables
+from mbcjourney.processors.db import create_tables, placeholder
 
 metadata = MetaData()
 
@@ -245,8 +245,8 @@ class SqlEventLog:
         """
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(f"SELECT event_id FROM events WHERE position > {self._marker}",
-                           (position,))
+            marker = placeholder(self.engine.dialect)
+            cursor.execute(f"SELECT event_id FROM events WHERE position > {marker}", (position,))
             return {event_id for (event_id,) in cursor.fetchall()}
         finally:
             cursor.close()
@@ -263,15 +263,10 @@ class SqlEventLog:
         return known
 
     @property
-    def _marker(self) -> str:
-        """The driver's parameter placeholder (SQLite ``?``, psycopg ``%s``)."""
-        return "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-
-    @property
     def _insert_sql(self) -> str:
         columns = EventRow._fields
         return (f"INSERT INTO events ({', '.join(columns)}) "
-                f"VALUES ({', '.join([self._marker] * len(columns))}) "
+                f"VALUES ({', '.join([placeholder(self.engine.dialect)] * len(columns))}) "
                 "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:

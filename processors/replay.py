@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,11 +81,10 @@ from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import body_hash, decode_current, decode_with_body
 from mbcjourney.processors.bulk import bulk_allocation
-from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key
+from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key, sqlite_file
 from mbcjourney.processors.eventlog import is_repeat
 from mbcjourney.processors.ingest import BirthYearCheck
 from mbcjourney.processors.sources import (
-    EPOCH,
     ArrivalSource,
     JsonlSource,
     KafkaSource,
@@ -842,8 +841,8 @@ class Replay:
             last = int(self.snapshot["last_position"])
             checkpoints = [Checkpoint("replay", 0, last)]
             view = self.options.view
-            own_log = (self.engine.dialect.name == "sqlite" and self.engine.url.database
-                       and Path(self.engine.url.database).resolve() == self.source.path)
+            target = sqlite_file(self.engine.url)
+            own_log = target is not None and target.resolve() == self.source.path
             if own_log and view.known_at is None and view.cutoff is None:
                 # The embedded engine's catch-up reads its checkpoint from the active tables.
                 checkpoints.append(Checkpoint("embedded", 0, last))
@@ -930,7 +929,7 @@ def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]]) -> PatientEvents:
         try:
             event = current(raw)
             append((event, raw) if event is not None else decode_with_body(
-                raw, received_at=EPOCH + timedelta(microseconds=received_us)))
+                raw, received_at=received_at(received_us)))
         except InvalidEvent as error:
             rejected[error.reason_code] += 1
     group = PatientEvents(patient_id, [], read, rejected)

@@ -81,16 +81,16 @@ class PatientEvents:
     duplicates: int = 0
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def received_at(us: int) -> datetime:
     """The instant of ``us`` epoch microseconds, exactly (no float rounding)."""
-    return EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def epoch_us(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 class ArrivalSource(Protocol):

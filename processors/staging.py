@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 
 from mbcjourney.errors import ConfigurationError
-from mbcjourney.processors.db import bound_memory, make_engine, patient_key
+from mbcjourney.processors.db import bound_memory, make_engine, patient_key, sqlite_file
 
 RUN_BITS = 32  # staging ids: run number << RUN_BITS | row number in the (sorted) run
 MERGE_BUFFER = 20_000  # staged rows read ahead, over all runs, while merging them
@@ -212,9 +212,8 @@ class Staging:
 
 def staging_file(target: Engine, prefix: str) -> Path | None:
     """The file of a build's staging beside a SQLite target database; None elsewhere."""
-    database = target.url.database
-    if target.dialect.name != "sqlite" or not database or database == ":memory:" \
-            or database.startswith("file:"):
+    database = sqlite_file(target.url)
+    if database is None:
         return None
-    path = Path(database).resolve()
+    path = database.resolve()
     return path.with_name(f"{path.name}.{prefix}staging")

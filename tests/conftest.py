@@ -2,6 +2,6 @@
 
 from mbcjourney import logs
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.kafka"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.kafka", "tests.fixtures.ports"]
 
 logs.configure("warning")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,14 +9,6 @@ import pytest
 from mbcjourney.processors.kafkaio import CONNECT_TIMEOUT_S
 from tests.e2e.conftest import Journey
 from tests.support.builders import PatientBuilder, to_jsonl
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A loopback port held by this test that accepts no connection."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        yield sock.getsockname()[1]
 
 
 def test_publish_to_a_broker_that_does_not_answer(journey: Journey, tmp_path: Path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -28,14 +27,6 @@ def stderr() -> Iterator[io.StringIO]:
         yield written
     finally:
         logs.configure("warning", stream=original)
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A loopback port held by this test that accepts no connection."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        yield sock.getsockname()[1]
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
