@@ -3,8 +3,9 @@
     python -m bench.live_phases raw-consume BOOTSTRAP TOPIC EXPECTED
         aiokafka reads the topic from the beginning and does nothing with it
         (consume + nothing); prints a Measurement as its last line.
-    python -m bench.live_phases faust-noop BOOTSTRAP TOPIC EXPECTED APP_ID
-        the same through a faust agent that only counts (faust's own cost).
+    python -m bench.live_phases faust-noop BOOTSTRAP TOPIC EXPECTED APP_ID [stock|worker]
+        the same through a faust agent that only counts (faust's own cost), with
+        faust's own consumer or with the worker's (eager delivery, larger fetches).
     python -m bench.live_phases raw-latency BOOTSTRAP TOPIC EXPECTED OUT
         prints "ready" once positioned at the topic's end, then records the wall
         clock at which each (partition, offset) arrived, into OUT (JSON).
@@ -52,17 +53,27 @@ def raw_consume(bootstrap: str, topic: str, expected: str) -> None:
                       lambda: asyncio.run(_consume(bootstrap, topic, int(expected)))))
 
 
-def faust_noop(bootstrap: str, topic: str, expected: str, app_id: str) -> None:
+def faust_noop(bootstrap: str, topic: str, expected: str, app_id: str,
+               consumer: str = "stock") -> None:
     """A faust agent that only counts: what faust itself costs per record."""
     import faust
     import mode.loop
 
+    from mbcjourney.processors.faust_app import FETCH_BYTES_PER_PARTITION
+    from mbcjourney.processors.faust_consumer import use_eager_consumer
+
     mode.loop.use("uvloop")
     wanted = int(expected)
+    worker_consumer = consumer == "worker"
+    fetch: dict[str, Any] = (
+        {"consumer_max_fetch_size": FETCH_BYTES_PER_PARTITION} if worker_consumer else {})
     app = faust.App(app_id, broker=f"kafka://{bootstrap}",
                     datadir=Path(tempfile.gettempdir()) / app_id,
                     store="memory://", web_enabled=False, autodiscover=False,
-                    consumer_auto_offset_reset="earliest", topic_partitions=4)
+                    consumer_auto_offset_reset="earliest", topic_partitions=4, **fetch)
+    if worker_consumer:
+        use_eager_consumer(app)
+    label = "faust agent, count only" + (", worker's consumer" if worker_consumer else "")
     source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw")
     state: dict[str, Any] = {"count": 0, "start": 0.0}
@@ -74,7 +85,7 @@ def faust_noop(bootstrap: str, topic: str, expected: str, app_id: str) -> None:
             state["count"] += len(events)
             if state["count"] >= wanted:
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-                emit(Measurement("faust agent, count only", state["count"],
+                emit(Measurement(label, state["count"],
                                  time.perf_counter() - state["start"], peak))
                 sys.stdout.flush()
                 os._exit(0)  # a benchmark phase: no graceful faust shutdown needed

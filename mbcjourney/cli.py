@@ -27,6 +27,7 @@ from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
 from mbcjourney.processors.db import existing_database
 from mbcjourney.processors.ingest import IngestSummary, LineSummary, numbered_lines
+from mbcjourney.processors.worker import BATCH_MAX
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings, database_url
@@ -283,7 +284,7 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
               help="Partitions of the event topic (the changelog gets as many).")
 @topic_option
 @dead_letter_topic_option
-@click.option("--batch-max", default=20_000, show_default=True, type=click.IntRange(1),
+@click.option("--batch-max", default=BATCH_MAX, show_default=True, type=click.IntRange(1),
               help="Most records per batch (one transaction) while catching up on a backlog.")
 @click.option("--batch-within", default=0.05, show_default=True, type=click.FloatRange(0.01),
               metavar="SECONDS", help="Longest wait for more records before a live batch.")

@@ -88,14 +88,18 @@ def decode_delta(value: bytes) -> tuple[int, list[bytes]]:
 
 
 class PatientLog:
-    """One patient's accepted events: ``event_id`` -> (content hash, validated body)."""
+    """One patient's accepted events: ``event_id`` -> validated body.
+
+    Content hashes are computed only for a repeated ``event_id`` (rare), not kept
+    for every event.
+    """
 
     __slots__ = ("_events", "facts", "partition", "patient_id")
 
     def __init__(self, patient_id: str, partition: int) -> None:
         self.patient_id = patient_id
         self.partition = partition
-        self.facts: dict[str, tuple[str, bytes]] = {}
+        self.facts: dict[str, bytes] = {}
         self._events: list[ClinicalEvent] | None = []
 
     def __len__(self) -> int:
@@ -104,14 +108,13 @@ class PatientLog:
     def offer(self, event: ClinicalEvent, body: bytes) -> Offer:
         """Keep ``event`` if its id is new; otherwise classify the repeat as the log does."""
         event_id = str(event.event_id)
-        digest = body_hash(body)
         known = self.facts.get(event_id)
         if known is None:
-            self.facts[event_id] = (digest, body)
+            self.facts[event_id] = body
             if self._events is not None:
                 self._events.append(event)
             return Offer.NEW
-        if is_repeat(known[0], known[1], digest, body):
+        if is_repeat(body_hash(known), known, body_hash(body), body):
             return Offer.DUPLICATE
         return Offer.CONFLICT
 
@@ -119,7 +122,7 @@ class PatientLog:
         """Add a body read back from the changelog (trusted); False when already there."""
         if event_id in self.facts:
             return False
-        self.facts[event_id] = (body_hash(body), body)
+        self.facts[event_id] = body
         self._events = None  # decoded again on next use
         return True
 
@@ -168,7 +171,7 @@ class Histories:
         """The patient's decoded events (arrival order), from the cache when possible."""
         log = self.logs[patient_id]
         if log._events is None:
-            log._events = [decode_stored(body) for _, body in log.facts.values()]
+            log._events = [decode_stored(body) for body in log.facts.values()]
         self._cached += len(log._events) - self._decoded.pop(patient_id, 0)
         self._decoded[patient_id] = len(log._events)
         while self._cached > self.max_cached_events and len(self._decoded) > 1:

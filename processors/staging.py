@@ -51,7 +51,13 @@ from sqlalchemy import (
 )
 
 from mbcjourney.errors import ConfigurationError
-from mbcjourney.processors.db import bound_memory, make_engine, patient_key, sqlite_file
+from mbcjourney.processors.db import (
+    bound_memory,
+    copy_rows,
+    make_engine,
+    patient_key,
+    sqlite_file,
+)
 
 RUN_BITS = 32  # staging ids: run number << RUN_BITS | row number in the (sorted) run
 MERGE_BUFFER = 20_000  # staged rows read ahead, over all runs, while merging them
@@ -129,12 +135,7 @@ class Staging:
         columns = "id, patient_id, part, seq, received_us, body"
         with self.engine.begin() as conn:
             if numbered and self._postgres:
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                with raw.cursor() as cursor, cursor.copy(
-                        f'COPY "{self.table.name}" ({columns}) FROM STDIN') as copy:
-                    for row in numbered:
-                        copy.write_row(row)
+                copy_rows(conn, f'COPY "{self.table.name}" ({columns}) FROM STDIN', numbered)
             elif numbered:
                 conn.exec_driver_sql(
                     f'INSERT INTO "{self.table.name}" ({columns}) VALUES (?, ?, ?, ?, ?, ?)',

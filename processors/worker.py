@@ -58,6 +58,7 @@ import structlog
 from mbcjourney.engine import project
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events.codec import decode_with_body
+from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import (
     DEFAULT_CACHED_EVENTS,
@@ -79,6 +80,11 @@ WRITE_ATTEMPTS = 4
 WRITE_BACKOFF_S = 0.5
 TAKE_CHUNK = 2_000  # records per take_events chunk
 BACKLOG_LAG = 5_000  # records behind the partitions' ends: gather chunks into big batches
+# While catching up, a patient's rows are projected and written once per batch that
+# touches them, from their whole history: the bigger the batch, the fewer times.  At
+# 20,000 records and 2 s, a 2,000-patient backlog re-projected each patient 4-5 times.
+BATCH_MAX = 50_000
+GATHER_MAX_S = 5.0
 HEARTBEAT_S = 10.0
 
 
@@ -93,7 +99,7 @@ class WorkerConfig:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     partitions: int = 4
     replication: int = 1
-    batch_max: int = 20_000
+    batch_max: int = BATCH_MAX
     batch_within_s: float = 0.05
     max_cached_events: int = DEFAULT_CACHED_EVENTS
     settings: ClinicalSettings = DEFAULT_CLINICAL
@@ -229,8 +235,8 @@ class BatchProcessor:
         topic: str = EVENTS_TOPIC,
         generation: Callable[[], int] = lambda: 0,
         highwater: Callable[[int], int | None] = lambda _partition: None,
-        batch_max: int = 20_000,
-        max_wait_s: float = 2.0,
+        batch_max: int = BATCH_MAX,
+        max_wait_s: float = GATHER_MAX_S,
         backlog_lag: int = BACKLOG_LAG,
         freeze_gc: bool = False,
     ) -> None:
@@ -247,6 +253,8 @@ class BatchProcessor:
         self.max_wait_s = max_wait_s
         self.backlog_lag = backlog_lag
         self.freeze_gc = freeze_gc
+        if freeze_gc:  # the collector is this processor's to tune (the worker process)
+            gc.set_threshold(*BULK_GC_THRESHOLD)
         self._generation: int | None = None
         self._partitions: dict[int, _Partition] = {}
         self._pending: list[SourceRecord] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
@@ -70,3 +71,14 @@ def test_prefixed_store_is_independent(store: ProjectionStore) -> None:
     store.write([journey("P-1")])
     assert [r.patient_id for r in other.patient_rows()] == ["P-9"]
     assert [r.patient_id for r in store.patient_rows()] == ["P-1"]
+
+
+def test_a_failed_bulk_write_is_sqlalchemys_error_and_stores_nothing(
+        store: ProjectionStore) -> None:
+    """PostgreSQL takes rows through COPY: its errors must still be SQLAlchemy's, atomically."""
+    store.write([journey("P-1")], [Checkpoint("worker", 0, 10)])
+    twice = journey("P-2")
+    with pytest.raises(IntegrityError):  # the same patient's rows twice in one write
+        store.write([twice, twice], [Checkpoint("worker", 0, 20)])
+    assert [r.patient_id for r in store.patient_rows()] == ["P-1"]
+    assert store.checkpoint("worker") == {0: 10}
