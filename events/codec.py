@@ -146,7 +146,7 @@ _CURRENT_EVENT: TypeAdapter[ClinicalEvent] = TypeAdapter(
 )
 # pydantic-core's own validator: TypeAdapter.validate_json adds 0.4 us of keyword
 # handling per call, once per event on every path that reads events.
-_validate_current: Callable[[bytes], ClinicalEvent] = _CURRENT_EVENT.validator.validate_json
+_validate_current: Callable[[bytes | str], ClinicalEvent] = _CURRENT_EVENT.validator.validate_json
 # The same for one known current (type, version), as read back from a log's row.
 _VALIDATE_CURRENT_TYPE: dict[tuple[str, int], Callable[[bytes | str], ClinicalEvent]] = {
     (event_type, version): cls.__pydantic_validator__.validate_json
@@ -155,7 +155,15 @@ _VALIDATE_CURRENT_TYPE: dict[tuple[str, int], Callable[[bytes | str], ClinicalEv
 
 
 def decode_stored(body: bytes | str) -> ClinicalEvent:
-    """Decode an event read back from a log that only holds validated events."""
+    """Decode an event read back from a log that only holds validated events.
+
+    A current-version body (the usual case) takes one pydantic-core call; an older
+    one fails that (``schema_version`` is a literal) and is upcast.
+    """
+    try:
+        return _validate_current(body)
+    except ValidationError:
+        pass
     data = parse_json(body)
     return decode_stored_row(str(data.get("event_type")), int(data.get("schema_version", 0)), body)
 

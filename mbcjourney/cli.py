@@ -27,7 +27,7 @@ from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
 from mbcjourney.processors.db import existing_database
 from mbcjourney.processors.ingest import IngestSummary, LineSummary, numbered_lines
-from mbcjourney.processors.worker import BATCH_MAX
+from mbcjourney.processors.worker import BATCH_MAX, PROJECT_EVERY
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings, database_url
@@ -288,6 +288,10 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
               help="Most records per batch (one transaction) while catching up on a backlog.")
 @click.option("--batch-within", default=0.05, show_default=True, type=click.FloatRange(0.01),
               metavar="SECONDS", help="Longest wait for more records before a live batch.")
+@click.option("--project-every", default=PROJECT_EVERY, show_default=True,
+              type=click.IntRange(1), metavar="RECORDS",
+              help="Far behind a backlog, write rows and checkpoints once per this many "
+                   "records (each patient is projected once for all of them).")
 @click.option("--heartbeat-file", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PATH", help="Touch PATH every 10 s while running (container health).")
 @click.option("--alerts", "alerts_on", is_flag=True,
@@ -304,7 +308,7 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
                                    "{\"centres\": {\"C01\": URL, \"*\": URL}}; implies --alerts).")
 @pass_context
 def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, topic: str,
-           dead_letter_topic: str, batch_max: int, batch_within: float,
+           dead_letter_topic: str, batch_max: int, batch_within: float, project_every: int,
            heartbeat_file: Path | None, alerts_on: bool, alert_interval: float | None,
            alert_topic: str | None, webhooks: Path | None) -> None:
     """Run a faust worker: events from Kafka, projection rows into PostgreSQL.
@@ -336,7 +340,8 @@ def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, 
     run_worker(WorkerConfig(
         bootstrap=bootstrap, db_url=db, app_id=app_id, topic=topic,
         dead_letter_topic=dead_letter_topic, partitions=partitions, batch_max=batch_max,
-        batch_within_s=batch_within, settings=ctx.settings, log_level=level,
+        batch_within_s=batch_within, project_every=project_every, settings=ctx.settings,
+        log_level=level,
         heartbeat_file=heartbeat_file, alerts=alert_config))
 
 

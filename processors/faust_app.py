@@ -230,7 +230,7 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
         ranges=RangeReader(config.bootstrap, config.topic), sink=sink,
         settings=config.settings, topic=config.topic,
         generation=lambda: int(app.consumer_generation_id), highwater=highwater,
-        batch_max=config.batch_max, freeze_gc=True,
+        batch_max=config.batch_max, project_every=config.project_every, freeze_gc=True,
     )
 
     async def project_patients(stream: Any) -> None:

@@ -22,7 +22,10 @@ Per batch:
 3. **Projection.**  Every patient touched by a record beyond the checkpoint is
    re-projected once per batch from their whole history, with
    :func:`mbcjourney.engine.project`; late and out-of-order facts just change
-   what that fold sees.
+   what that fold sees.  Far behind a backlog, batches only extend histories
+   (step 4's deltas included) until ``PROJECT_EVERY`` records are applied or the
+   backlog is nearly through; every patient touched meanwhile is then projected
+   once, and written with the checkpoints in step 4.
 4. **Durability, in this order.**  The batch's changelog deltas and dead letters
    are awaited until the broker acknowledged them (``acks=all``); then the rows
    of the touched patients and the partitions' checkpoints are written in ONE
@@ -85,6 +88,12 @@ BACKLOG_LAG = 5_000  # records behind the partitions' ends: gather chunks into b
 # 20,000 records and 2 s, a 2,000-patient backlog re-projected each patient 4-5 times.
 BATCH_MAX = 50_000
 GATHER_MAX_S = 5.0
+# Still further behind, batches only extend histories (their deltas made durable as
+# always); the patients they touch are projected and written, with the checkpoints,
+# once this many records are applied, or when the backlog is nearly through.  A
+# 10,000-patient backlog touched most patients in every batch: each batch
+# re-projected ~8,000 whole histories for ~50,000 new events.
+PROJECT_EVERY = 250_000
 HEARTBEAT_S = 10.0
 
 
@@ -101,6 +110,7 @@ class WorkerConfig:
     replication: int = 1
     batch_max: int = BATCH_MAX
     batch_within_s: float = 0.05
+    project_every: int = PROJECT_EVERY
     max_cached_events: int = DEFAULT_CACHED_EVENTS
     settings: ClinicalSettings = DEFAULT_CLINICAL
     log_level: str = "warning"
@@ -217,6 +227,8 @@ class BatchStats:
     conflicts: int = 0
     rejected: int = 0
     patients: int = 0
+    redecoded: int = 0  # events decoded again for projection: not in the histories' cache
+    deferred: bool = False  # far behind: rows not written yet (PROJECT_EVERY)
     offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
@@ -238,6 +250,7 @@ class BatchProcessor:
         batch_max: int = BATCH_MAX,
         max_wait_s: float = GATHER_MAX_S,
         backlog_lag: int = BACKLOG_LAG,
+        project_every: int = PROJECT_EVERY,
         freeze_gc: bool = False,
     ) -> None:
         self.histories = histories
@@ -252,6 +265,7 @@ class BatchProcessor:
         self.batch_max = batch_max
         self.max_wait_s = max_wait_s
         self.backlog_lag = backlog_lag
+        self.project_every = project_every
         self.freeze_gc = freeze_gc
         if freeze_gc:  # the collector is this processor's to tune (the worker process)
             gc.set_threshold(*BULK_GC_THRESHOLD)
@@ -259,6 +273,8 @@ class BatchProcessor:
         self._partitions: dict[int, _Partition] = {}
         self._pending: list[SourceRecord] = []
         self._pending_since = 0.0
+        self._unprojected: set[str] = set()  # touched by applied records, rows not written
+        self._applied_since_write = 0
         self._lock = asyncio.Lock()
         self._arrived = asyncio.Event()  # records were handed over
         self._room = asyncio.Event()  # pending below its bound
@@ -279,9 +295,20 @@ class BatchProcessor:
             await self._room.wait()
 
     async def run(self) -> None:
-        """Process what is handed over, for ever: at once when live, in big batches if behind."""
+        """Process what is handed over, for ever: at once when live, in big batches if behind.
+
+        Rows held back far behind a backlog are written once nothing more arrives
+        for ``max_wait_s``, whatever the lag said.
+        """
         while True:
-            await self._arrived.wait()
+            if self._unprojected:
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), timeout=self.max_wait_s)
+                except TimeoutError:
+                    await self.write_held_back()
+                    continue
+            else:
+                await self._arrived.wait()
             self._arrived.clear()
             while self._pending:
                 wait = self._hold_back()
@@ -325,7 +352,13 @@ class BatchProcessor:
     async def handover(self) -> None:
         """Before partitions move to another worker: process what is held, store it all."""
         await self.flush()
+        await self.write_held_back()
         await self.sink.drain()
+
+    async def write_held_back(self) -> BatchStats | None:
+        """Project and write the patients whose rows wait (far behind a backlog), now."""
+        async with self._lock:
+            return await self._process([], write=True) if self._unprojected else None
 
     def _lag(self, records: Sequence[SourceRecord]) -> int:
         last: dict[int, int] = {}
@@ -333,12 +366,20 @@ class BatchProcessor:
             last[record.partition] = record.offset
         return sum(max(0, (self.highwater(p) or 0) - offset - 1) for p, offset in last.items())
 
-    async def _process(self, records: Sequence[SourceRecord]) -> BatchStats:
-        """Apply one batch; returns once its rows are handed to the sink (see ``drain``)."""
+    async def _process(self, records: Sequence[SourceRecord], write: bool = False
+                       ) -> BatchStats:
+        """Apply one batch; returns once its rows are handed to the sink (see ``drain``).
+
+        Far behind (``backlog_lag`` records or more), the rows wait until
+        ``project_every`` records are applied: see :data:`PROJECT_EVERY`.  ``write``
+        writes them now, whatever the lag.
+        """
         started = time.perf_counter()
+        self.histories.begin_batch()
+        redecoded = self.histories.redecoded
         by_partition, reread = await self._contiguous(records)
         stats = BatchStats(reread=reread)
-        touched: set[str] = set()
+        touched = self._unprojected
         deltas: dict[int, _Delta] = {}  # per partition: the events this batch added
         pending: list[Awaitable[Any]] = []
 
@@ -351,25 +392,38 @@ class BatchProcessor:
                 patient_id = self._apply(record, live, stats, deltas, pending)
                 if live and patient_id is not None:
                     touched.add(patient_id)
+        self._applied_since_write += stats.records
 
         for partition, delta in deltas.items():
             for value in encode_deltas(delta.offset, delta.bodies):
                 pending.append(self.changelog.append(partition, delta.offset, value))
         clock = _Clock(started)
-        journeys = [project(p, self.histories.events(p), self.settings) for p in sorted(touched)]
+        stats.deferred = not write and (
+            self._applied_since_write < self.project_every
+            and self._lag(records) >= self.backlog_lag)
+        journeys: list[Journey] = []
+        if not stats.deferred:
+            histories = self.histories
+            journeys = [project(p, histories.events(p), self.settings)
+                        for p in sorted(touched) if histories.get(p) is not None]
         stats.patients = len(journeys)
+        stats.redecoded = self.histories.redecoded - redecoded
         clock.lap("project")
 
         await asyncio.gather(*pending)  # table deltas and dead letters on the broker first
         clock.lap("durable")
-        checkpoints = [Checkpoint(self.sink.consumer, partition, last)
-                       for partition, (_, last) in stats.offsets.items()
-                       if last > self._partitions[partition].done]
-        if journeys or checkpoints:
-            await self.sink.submit(journeys, checkpoints)
+        if not stats.deferred:
+            # Every record applied since the last write: their patients are in ``journeys``.
+            checkpoints = [Checkpoint(self.sink.consumer, partition, state.next - 1)
+                           for partition, state in self._partitions.items()
+                           if state.next - 1 > state.done]
+            if journeys or checkpoints:
+                await self.sink.submit(journeys, checkpoints)
+            for cp in checkpoints:
+                self._partitions[cp.partition].done = cp.position
+            touched.clear()
+            self._applied_since_write = 0
         clock.lap("previous_write")
-        for cp in checkpoints:
-            self._partitions[cp.partition].done = cp.position
         if self.freeze_gc:
             # What survives a batch is history (bodies, decoded events: acyclic).  Out of
             # the cyclic collector's sight, a full collection no longer rescans a million
@@ -399,7 +453,7 @@ class BatchProcessor:
                 pending.append(self._dead_letter(record, raw, error))
             return None
         history = self.histories.log_for(event.patient_id, record.partition)
-        outcome = history.offer(event, body)
+        outcome = self.histories.offer(history, event, body)
         if outcome is Offer.NEW:
             stats.new += 1
             self.histories.advance(record.partition, record.offset)
@@ -478,6 +532,7 @@ class BatchProcessor:
         log.info("worker.batch", records=stats.records, reread=stats.reread, new=stats.new,
                  duplicates=stats.duplicates, conflicts=stats.conflicts,
                  rejected=stats.rejected, patients=stats.patients,
+                 redecoded=stats.redecoded, deferred=stats.deferred,
                  offsets={str(p): list(o) for p, o in sorted(stats.offsets.items())},
                  lag=lag, **clock.laps_ms())
 

@@ -8,6 +8,7 @@ would, and the rows are compared with the embedded engine's for the same file.
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -216,6 +217,54 @@ def test_restoring_deltas_twice_adds_nothing_and_a_small_cache_keeps_results(
     assert restored.positions == {p: len(rs) - 1 for p, rs in topic.partitions.items()}
 
 
+def filled(lines: list[bytes], max_cached_events: int) -> Histories:
+    histories = Histories(max_cached_events)
+    for record in published(lines).everything():
+        event, body = decode_with_body(record.value or b"", received_at=RECEIVED)
+        histories.offer(histories.log_for(event.patient_id, record.partition), event, body)
+    return histories
+
+
+def test_batches_that_cycle_through_more_patients_than_fit_keep_what_is_cached(
+        cohort_lines: list[bytes]) -> None:
+    """Catching up touches every patient in every batch, in id order: the worst case of LRU."""
+    total = filled(cohort_lines, 10**9).event_count()
+    histories = filled(cohort_lines, total // 2)  # half the histories fit
+    patients = sorted(histories.logs)
+
+    decoded_per_batch = []
+    for _ in range(4):
+        histories.begin_batch()
+        before = histories.redecoded
+        seen = {p: len(histories.events(p)) for p in patients}
+        decoded_per_batch.append(histories.redecoded - before)
+        assert sum(seen.values()) == total  # every history, whole, cached or not
+        assert histories._cached <= total // 2
+
+    # Plain LRU decoded everything again in every batch; now about half stays cached.
+    assert all(0 < n <= total * 0.6 for n in decoded_per_batch), decoded_per_batch
+
+
+def test_a_full_cache_gives_way_to_new_events_least_recently_used_first(
+        cohort_lines: list[bytes]) -> None:
+    """Live: a few patients per batch; what no recent batch used is evicted for them."""
+    histories = filled(cohort_lines, 10**9)
+    histories.max_cached_events = histories._cached  # exactly full
+    histories.begin_batch()
+    histories.begin_batch()  # what filling it used is two batches old now
+    least_recent = next(iter(histories._used))
+    patient = sorted(histories.logs)[-1]
+    raw = PatientBuilder(patient).raw("imaging.performed", "2025-06-01",
+                                      {"modality": "CT", "recist_response": "SD"})
+    event, body = decode_with_body(dumps(raw), received_at=RECEIVED)
+
+    assert histories.offer(histories.logs[patient], event, body) is Offer.NEW
+
+    assert histories.logs[least_recent]._events is None  # its bodies stay, decoded again later
+    assert histories.events(patient)[-1] == event
+    assert histories._cached <= histories.max_cached_events
+
+
 # --- batches -----------------------------------------------------------------------------------
 
 
@@ -353,3 +402,59 @@ def test_chunks_are_gathered_while_behind_and_processed_at_once_when_live(
     live = rig(store, executor, topic)
     live.processor.highwater = lambda partition: ends[partition]
     assert all(stats is not None for stats in run(offer_all(live.processor)))
+
+
+def test_far_behind_the_rows_wait_until_enough_records_are_applied(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    records = topic.everything()
+    ends = {p: len(rs) for p, rs in topic.partitions.items()}
+    worker = rig(store, executor, topic)
+    worker.processor.highwater = lambda partition: ends[partition] + 10_000  # far behind
+    worker.processor.project_every = len(records) // 2
+
+    async def process(batches: list[list[SourceRecord]]) -> list[Any]:
+        out = [await worker.processor.process(batch) for batch in batches]
+        await worker.processor.drain()
+        return out
+
+    stats = run(process(in_batches(records, 200)))
+    written = [i for i, s in enumerate(stats) if not s.deferred]
+    assert len(written) == 1  # the batch that took the count past project_every
+    first = written[0]
+    applied = records[: sum(s.records for s in stats[: first + 1])]
+    assert stats[first].patients == len({r.key for r in applied})  # every patient so far
+    assert store.checkpoint(f"worker:{TOPIC}") == {
+        p: max(r.offset for r in applied if r.partition == p) for p in ends}
+
+    run(worker.processor.handover())  # partitions move: what waits is written first
+    assert store.checkpoint(f"worker:{TOPIC}") == {p: n - 1 for p, n in ends.items()}
+    assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+
+
+def test_rows_held_back_are_written_once_nothing_more_arrives(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    ends = {p: len(rs) for p, rs in topic.partitions.items()}
+    worker = rig(store, executor, topic)
+    worker.processor.highwater = lambda partition: ends[partition] + 10_000  # lag never drops
+    worker.processor.max_wait_s = 0.05
+
+    async def hand_and_wait() -> dict[int, int]:
+        running = asyncio.ensure_future(worker.processor.run())
+        try:
+            for chunk in in_batches(topic.everything(), 300):
+                await worker.processor.hand(chunk)
+            deadline = time.monotonic() + 30
+            while (done := store.checkpoint(f"worker:{TOPIC}")) != {
+                    p: n - 1 for p, n in ends.items()}:
+                assert time.monotonic() < deadline, f"rows not written: {done}"
+                await asyncio.sleep(0.02)
+            return done
+        finally:
+            running.cancel()
+
+    run(hand_and_wait())
+    assert rows(store) == embedded_rows(cohort_lines, tmp_path)
