@@ -88,7 +88,8 @@ def decode_delta(value: bytes) -> tuple[int, list[bytes]]:
 
 
 class PatientLog:
-    """One patient's accepted events: ``event_id`` -> validated body.
+    """One patient's accepted events: ``event_id`` -> validated body (add through
+    :meth:`Histories.offer`, which keeps the decoded-event cache's count).
 
     Content hashes are computed only for a repeated ``event_id`` (rare), not kept
     for every event.
