@@ -26,6 +26,7 @@ from mbcjourney.errors import JourneyError
 from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.exports import FORMATS, write_table
 from mbcjourney.processors.db import existing_database
+from mbcjourney.processors.histories import DEFAULT_CACHED_EVENTS
 from mbcjourney.processors.ingest import IngestSummary, LineSummary, numbered_lines
 from mbcjourney.processors.worker import BATCH_MAX, PROJECT_EVERY
 from mbcjourney.projections import LineRow, PatientRow, View
@@ -292,6 +293,10 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
               type=click.IntRange(1), metavar="RECORDS",
               help="Far behind a backlog, write rows and checkpoints once per this many "
                    "records (each patient is projected once for all of them).")
+@click.option("--cached-events", default=DEFAULT_CACHED_EVENTS, show_default=True,
+              type=click.IntRange(0), metavar="EVENTS",
+              help="Decoded events kept in memory for re-projection (about 2.4 KB each); "
+                   "the rest are decoded again from their bodies when needed.")
 @click.option("--heartbeat-file", type=click.Path(dir_okay=False, path_type=Path),
               metavar="PATH", help="Touch PATH every 10 s while running (container health).")
 @click.option("--alerts", "alerts_on", is_flag=True,
@@ -309,8 +314,9 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
 @pass_context
 def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, topic: str,
            dead_letter_topic: str, batch_max: int, batch_within: float, project_every: int,
-           heartbeat_file: Path | None, alerts_on: bool, alert_interval: float | None,
-           alert_topic: str | None, webhooks: Path | None) -> None:
+           cached_events: int, heartbeat_file: Path | None, alerts_on: bool,
+           alert_interval: float | None, alert_topic: str | None, webhooks: Path | None
+           ) -> None:
     """Run a faust worker: events from Kafka, projection rows into PostgreSQL.
 
     Start one per group of partitions (same --app-id): Kafka shares the
@@ -340,8 +346,8 @@ def worker(ctx: Context, bootstrap: str, db: str, app_id: str, partitions: int, 
     run_worker(WorkerConfig(
         bootstrap=bootstrap, db_url=db, app_id=app_id, topic=topic,
         dead_letter_topic=dead_letter_topic, partitions=partitions, batch_max=batch_max,
-        batch_within_s=batch_within, project_every=project_every, settings=ctx.settings,
-        log_level=level,
+        batch_within_s=batch_within, project_every=project_every,
+        max_cached_events=cached_events, settings=ctx.settings, log_level=level,
         heartbeat_file=heartbeat_file, alerts=alert_config))
 
 

@@ -259,7 +259,8 @@ def test_sigkill_mid_stream_then_restart_gives_the_embedded_rows(live: Live) -> 
                       what="a quarter of the records projected, more applied",
                       timeout=START_TIMEOUT_S)
 
-        with live.worker("second") as second:
+        # A cache far smaller than the histories: projections decode evicted ones again.
+        with live.worker("second", "--cached-events", "2000") as second:
             wait_done(live, [second], ends)
         expected, _ = embedded()
 
@@ -267,6 +268,7 @@ def test_sigkill_mid_stream_then_restart_gives_the_embedded_rows(live: Live) -> 
     recovered = second.events("worker.table_recovered")
     assert recovered
     assert recovered[0]["events"] > 0
+    assert sum(b["redecoded"] for b in second.events("worker.batch")) > 0
 
 
 def test_two_workers_share_the_partitions_each_patient_on_one_in_order(live: Live) -> None:
