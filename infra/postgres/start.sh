@@ -83,6 +83,15 @@ ensure_role_and_db() {
     elif [[ "$PG_USER" != postgres ]]; then
         psql_admin -c "ALTER ROLE \"$PG_USER\" LOGIN CREATEDB"
     fi
+    # DROP DATABASE ... WITH (FORCE) (test fixtures, benchmarks) must also end an
+    # autovacuum worker busy in that database, which runs as no role at all: without
+    # pg_signal_backend the drop then fails ("must be a member of the role whose
+    # process is being terminated"), seen after a bulk COPY set autoanalyze going.
+    local granted
+    if [[ "$PG_USER" != postgres ]] \
+            && ! granted="$(psql_admin -c "GRANT pg_signal_backend TO \"$PG_USER\"" 2>&1)"; then
+        log "warning: could not grant pg_signal_backend to $PG_USER: $granted"
+    fi
     if [[ -z "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")" ]]; then
         log "creating database $PG_DB"
         psql_admin -c "CREATE DATABASE \"$PG_DB\" OWNER \"$PG_USER\""

@@ -118,3 +118,16 @@ def test_fresh_database_is_dropped_afterwards(postgres_url: str) -> None:
         leaked_conn.invalidate()
         leaked.dispose()
     assert exists == 0
+
+
+def test_the_role_may_end_any_session_in_a_database_it_drops(engine: sa.Engine) -> None:
+    """``DROP DATABASE ... WITH (FORCE)`` also ends an autovacuum worker (no role) in it.
+
+    Without pg_signal_backend (or superuser) that drop failed at a test's teardown,
+    when a bulk COPY had set autoanalyze going (infra/postgres/start.sh grants it).
+    """
+    with engine.connect() as conn:
+        allowed = conn.execute(sa.text(
+            "SELECT rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'member') "
+            "FROM pg_roles WHERE rolname = current_user")).scalar_one()
+    assert allowed
