@@ -88,8 +88,8 @@ def decode_delta(value: bytes) -> tuple[int, list[bytes]]:
 
 
 class PatientLog:
-    """One patient's accepted events: ``event_id`` -> validated body (add through
-    :meth:`Histories.offer`, which keeps the decoded-event cache's count).
+    """One patient's accepted events: ``event_id`` -> validated body (the worker adds
+    through :meth:`Histories.offer`, which keeps the decoded-event cache's count).
 
     Content hashes are computed only for a repeated ``event_id`` (rare), not kept
     for every event.
@@ -162,8 +162,9 @@ class Histories:
             self._used[patient_id] = self._batch  # a new history is cached (empty)
         return log
 
-    def offer(self, log: PatientLog, event: ClinicalEvent, body: bytes) -> Offer:
-        """:meth:`PatientLog.offer`, counting the decoded event a cached history keeps."""
+    def offer(self, partition: int, event: ClinicalEvent, body: bytes) -> Offer:
+        """Offer ``event`` to its patient's history, counting the decoded event it keeps."""
+        log = self.log_for(event.patient_id, partition)
         outcome = log.offer(event, body)
         if outcome is Offer.NEW and log._events is not None:
             self._cached += 1

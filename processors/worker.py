@@ -452,8 +452,7 @@ class BatchProcessor:
                 stats.rejected += 1
                 pending.append(self._dead_letter(record, raw, error))
             return None
-        history = self.histories.log_for(event.patient_id, record.partition)
-        outcome = self.histories.offer(history, event, body)
+        outcome = self.histories.offer(record.partition, event, body)
         if outcome is Offer.NEW:
             stats.new += 1
             self.histories.advance(record.partition, record.offset)

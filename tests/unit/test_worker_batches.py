@@ -205,7 +205,7 @@ def test_restoring_deltas_twice_adds_nothing_and_a_small_cache_keeps_results(
     histories = Histories(max_cached_events=50)  # forces evictions
     for record in topic.everything():
         event, body = decode_with_body(record.value or b"", received_at=RECEIVED)
-        histories.log_for(event.patient_id, record.partition).offer(event, body)
+        histories.offer(record.partition, event, body)
     deltas = [(r.partition, next(encode_deltas(r.offset, [r.value or b""])))
               for r in topic.everything()]
     restored = Histories()
@@ -221,7 +221,7 @@ def filled(lines: list[bytes], max_cached_events: int) -> Histories:
     histories = Histories(max_cached_events)
     for record in published(lines).everything():
         event, body = decode_with_body(record.value or b"", received_at=RECEIVED)
-        histories.offer(histories.log_for(event.patient_id, record.partition), event, body)
+        histories.offer(record.partition, event, body)
     return histories
 
 
@@ -258,7 +258,7 @@ def test_a_full_cache_gives_way_to_new_events_least_recently_used_first(
                                       {"modality": "CT", "recist_response": "SD"})
     event, body = decode_with_body(dumps(raw), received_at=RECEIVED)
 
-    assert histories.offer(histories.logs[patient], event, body) is Offer.NEW
+    assert histories.offer(histories.logs[patient].partition, event, body) is Offer.NEW
 
     assert histories.logs[least_recent]._events is None  # its bodies stay, decoded again later
     assert histories.events(patient)[-1] == event
