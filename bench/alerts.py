@@ -38,9 +38,10 @@ from sqlalchemy.engine import make_url
 from mbcjourney import logs
 from mbcjourney.engine import project
 from mbcjourney.events.codec import decode_stored
+from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.alerting import OPEN, AlertMessage, LiveAlerts
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.projections.alerts import day_start, overdue_on
 from mbcjourney.projections.schedule import Assessment
@@ -135,7 +136,7 @@ def projection_ms_per_patient(patients: int = 1000) -> float:
     """Mean time to re-project one simulated patient from its whole history."""
     lines = iter_cohort(SimulationSettings(patients=patients, seed=3))
     histories: dict[str, list[object]] = {}
-    for checked in validate_lines(enumerate(lines, start=1), BirthYearCheck(),
+    for checked in validate_lines(enumerate(lines, start=1), BirthYears(),
                                   received_at=datetime(2026, 7, 1, tzinfo=UTC)):
         for item in checked.valid:
             event = decode_stored(item.row.body.encode())

@@ -40,8 +40,9 @@ from sqlalchemy.engine import make_url
 
 from bench.harness import ROOT, Measurement, run_phase
 from bench.harness import report as print_report
+from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import end_offsets
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
@@ -110,7 +111,7 @@ def valid_events(path: Path) -> list[tuple[bytes, bytes]]:
     with path.open("rb") as f:
         lines = list(enumerate((line.strip() for line in f), start=1))
     out: list[tuple[bytes, bytes]] = []
-    for checked in validate_lines(((n, b) for n, b in lines if b), BirthYearCheck(),
+    for checked in validate_lines(((n, b) for n, b in lines if b), BirthYears(),
                                   received_at=datetime.now(UTC)):
         out.extend((v.row.patient_id.encode(), v.row.body.encode()) for v in checked.valid)
     return out

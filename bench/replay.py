@@ -120,7 +120,7 @@ def read_kafka(bootstrap_topic: str, crcs: str) -> int:
     count = 0
     for records, _ in source.read(snapshot, source.start(snapshot)):
         for record in records:
-            orjson.loads(record.raw)
+            orjson.loads(record.raw or b"null")
         count += len(records)
     return count
 

@@ -7,17 +7,27 @@ never on raw dicts.  Older schema versions are upcast here, on read.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+import jiter
 import orjson
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from mbcjourney.errors import FieldError, InvalidEvent
-from mbcjourney.events.catalogue import ClinicalEvent
-from mbcjourney.events.envelope import EARLIEST_CLINICAL_YEAR, LATEST_CLINICAL_YEAR, Envelope
+from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent
+from mbcjourney.events.envelope import Envelope
+from mbcjourney.events.limits import (
+    EARLIEST_CLINICAL_YEAR,
+    LATEST_CLINICAL_YEAR,
+    MAX_EVENT_BYTES,
+    OCCURRED_AFTER_RECORDED_SLACK_DAYS,
+    RECORDED_AT_SLACK,
+)
 from mbcjourney.events.registry import CURRENT_VERSION, REGISTRY
 from mbcjourney.events.upcasters import upcast
 
@@ -27,8 +37,60 @@ ENVELOPE_FIELDS = (
 )
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "$"
+def _contract_names() -> frozenset[str]:
+    """Every field name of the contract (envelope and payloads, nested models too)."""
+    names: set[str] = set()
+    todo: list[type[BaseModel]] = list(EVENT_CLASSES)
+    while todo:
+        model = todo.pop()
+        for name, info in model.model_fields.items():
+            names.add(name)
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                todo.append(annotation)
+    return frozenset(names)
+
+
+_CONTRACT_NAMES = _contract_names()
+# Fields whose keys are the sender's own (questionnaire item codes): never echoed.
+_FREE_KEYED = frozenset({"items"})
+# What pydantic itself puts in a location: union members and wrappers, e.g. "float",
+# "function-after[...]", "literal['a']"; never input text.
+_TAG = re.compile(r"[a-z][a-z0-9_-]*(\[[^\]]{0,200}\])?")
+
+
+def _key_label(key: str) -> str:
+    """A sender's key, named without its text: a short hash, stable for counting."""
+    return "#" + hashlib.blake2b(key.encode(errors="replace"), digest_size=4).hexdigest()
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    """For an unknown field, the contract field it most likely meant (a name of ours)."""
+    last = loc[-1] if loc else None
+    if not isinstance(last, str) or len(last) > 64 or (len(loc) > 1 and loc[-2] in _FREE_KEYED):
+        return ""
+    close = difflib.get_close_matches(last, _CONTRACT_NAMES, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _location(loc: tuple[int | str, ...], *, unknown_last: bool = False) -> str:
+    """The dotted path of an error, naming fields of the contract only.
+
+    Input-controlled text (an unknown key, a questionnaire item code) becomes a
+    hash label, so no patient free text reaches a reason, a log line or a count.
+    """
+    parts: list[str] = []
+    previous: int | str | None = None
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif (previous in _FREE_KEYED or (unknown_last and index == len(loc) - 1)
+              or not (part in _CONTRACT_NAMES or _TAG.fullmatch(part))):
+            parts.append(_key_label(part))
+        else:
+            parts.append(part)
+        previous = part
+    return ".".join(parts) or "$"
 
 
 _CLINICAL_TIME_REASON = "must be an ISO date YYYY-MM-DD or an ISO date-time"
@@ -42,7 +104,8 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     clinical = [e for e in raw if e["loc"][:1] == ("occurred_at",)]
     if clinical:
         out_of_range = any(
-            e["type"] in ("less_than_equal", "greater_than_equal", "value_error")
+            e["type"] in ("less_than_equal", "greater_than_equal")
+            or (e["type"] == "value_error" and "year must be" in e["msg"])
             for e in clinical
         )
         errors.append(FieldError("occurred_at", _YEAR_REASON if out_of_range
@@ -51,18 +114,41 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
         if err["loc"][:1] == ("occurred_at",):
             continue
         reason = "required field is missing" if err["type"] == "missing" else err["msg"]
-        if err["type"] == "extra_forbidden":
-            reason = "unknown field"
-        errors.append(FieldError(_location(err["loc"]), reason.removeprefix("Value error, ")))
+        unknown = err["type"] == "extra_forbidden"
+        if unknown:
+            reason = "unknown field" + _suggestion(err["loc"])
+        errors.append(FieldError(_location(err["loc"], unknown_last=unknown),
+                                 reason.removeprefix("Value error, ")))
     return errors
 
 
+NOT_JSON_REASON = "not valid JSON"
+DUPLICATE_KEY_REASON = "an object repeats a key"
+TOO_DEEP_REASON = "nested too deeply"
+TOO_LONG_REASON = f"longer than {MAX_EVENT_BYTES} bytes"
+RECORDED_AFTER_RECEIVED_REASON = (
+    f"must not be more than {RECORDED_AT_SLACK.days} day after the event was received")
+
+
 def parse_json(raw: bytes | str) -> dict[str, Any]:
-    """Parse one JSON object, or raise InvalidEvent on field ``$``."""
+    """Parse one JSON object strictly, or raise InvalidEvent on field ``$``.
+
+    Strict: a repeated key in any object is refused (parsers disagree on which
+    value counts: the engine's took the last, SQL's ``json_extract`` the first),
+    and so are ``NaN``/``Infinity`` and nesting beyond the parser's limit.
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent.single("$", TOO_LONG_REASON)
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidEvent.single("$", "not valid JSON") from None
+        data = jiter.from_json(raw.encode() if isinstance(raw, str) else raw,
+                               allow_inf_nan=False, cache_mode=False,
+                               catch_duplicate_keys=True)
+    except ValueError as exc:  # jiter's message may quote a key: never passed on
+        text = str(exc)
+        reason = (DUPLICATE_KEY_REASON if text.startswith("Detected duplicate key")
+                  else TOO_DEEP_REASON if text.startswith("recursion limit")
+                  else NOT_JSON_REASON)
+        raise InvalidEvent.single("$", reason) from None
     if not isinstance(data, dict):
         raise InvalidEvent.single("$", "must be a JSON object")
     return data
@@ -81,12 +167,12 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     type, so a date is a date whether it came from a file, Kafka or a dict.
     """
     body: bytes | str | None
-    if isinstance(raw, bytes):
-        event = decode_current(raw)
-        if event is not None:
-            return event, raw
     if isinstance(raw, bytes | str):
-        data, body = parse_json(raw), raw
+        data, body = parse_json(raw), raw  # strict JSON, checked on every path
+        if isinstance(raw, bytes):
+            event = decode_current(raw, received_at)
+            if event is not None:
+                return event, raw
     else:
         data, body = raw, None
     event_type = data.get("event_type")
@@ -115,29 +201,33 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
         validated = cls.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc), event_type=event_type) from None
-    return _checked_order(validated), body  # type: ignore[arg-type]  # registry: type -> class
+    return _checked_order(validated, received_at), body  # type: ignore[arg-type]  # registry
 
 
-def decode_current(raw: bytes) -> ClinicalEvent | None:
+def decode_current(raw: bytes, received_at: datetime) -> ClinicalEvent | None:
     """The fast path of :func:`decode_with_body`: None unless ``raw`` is a complete event.
 
     A complete, current-version event validates in one pydantic-core call;
     anything else (old version, missing ``recorded_at``, invalid) gets None and
-    takes the careful path, which also produces the field-level error.
+    takes the careful path, which also produces the field-level error.  The
+    caller has checked that ``raw`` is strict JSON (:func:`parse_json`).
     """
     try:
         event = _validate_current(raw)
     except ValidationError:
         return None
-    return _checked_order(event)
+    return _checked_order(event, received_at)
 
 
-def _checked_order(event: ClinicalEvent) -> ClinicalEvent:
-    # A day of slack: a local clinical date may fall on the next UTC day.
-    if (event.occurred_on - event.recorded_at.date()).days > 1:
+def _checked_order(event: ClinicalEvent, received_at: datetime) -> ClinicalEvent:
+    """The rules between an event's times and the moment it was received."""
+    if (event.occurred_on - event.recorded_at.date()).days > OCCURRED_AFTER_RECORDED_SLACK_DAYS:
         raise InvalidEvent.single(
             "occurred_at", "must not be after recorded_at", event_type=event.event_type
         )
+    if event.recorded_at > received_at + RECORDED_AT_SLACK:
+        raise InvalidEvent.single("recorded_at", RECORDED_AFTER_RECEIVED_REASON,
+                                  event_type=event.event_type)
     return event
 
 

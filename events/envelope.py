@@ -7,14 +7,40 @@ zone-aware instant (kept in the zone it was sent in); it is what "as known on da
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+)
 
-EARLIEST_CLINICAL_YEAR = 1900
-LATEST_CLINICAL_YEAR = 2100
+from mbcjourney.events.limits import (
+    EARLIEST_CLINICAL_YEAR,
+    EARLIEST_RECORDED_YEAR,
+    LATEST_CLINICAL_YEAR,
+)
+
+# An ISO 8601 date-time: ``YYYY-MM-DD`` then ``T`` (or a space) and ``HH:MM``.
+# pydantic alone also reads numbers and numeric strings as Unix timestamps, so
+# ``"20240115"`` would become 1970-08-23: the contract says ISO, and nothing else.
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+ISO_DATE_TIME_REASON = "must be an ISO date-time (YYYY-MM-DDTHH:MM...)"
+
+
+def _iso_date_time(value: object) -> object:
+    if isinstance(value, str) and _ISO_DATE_TIME.match(value):
+        return value
+    if isinstance(value, datetime):  # a dict built in Python (tests, upcasters)
+        return value
+    raise ValueError(ISO_DATE_TIME_REASON)
 
 
 def _check_clinical_year(value: datetime) -> datetime:
@@ -32,9 +58,28 @@ ClinicalDate = Annotated[
     Strict(),
     Field(ge=date(EARLIEST_CLINICAL_YEAR, 1, 1), le=date(LATEST_CLINICAL_YEAR, 12, 31)),
 ]
-ClinicalDateTime = Annotated[datetime, AfterValidator(_check_clinical_year)]
+ClinicalDateTime = Annotated[
+    datetime, BeforeValidator(_iso_date_time), AfterValidator(_check_clinical_year)
+]
 ClinicalTime = Annotated[ClinicalDate | ClinicalDateTime, Field(union_mode="left_to_right")]
-RecordedTime = AwareDatetime
+
+
+def _check_recorded_year(value: datetime) -> datetime:
+    # Checked in UTC, where the log stores it: 9999-12-31T23:00-05:00 is year 10000 there,
+    # which no datetime can hold (OverflowError on conversion).
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = 10_000
+    if not EARLIEST_RECORDED_YEAR <= year <= LATEST_CLINICAL_YEAR:
+        raise ValueError(f"year must be between {EARLIEST_RECORDED_YEAR} and "
+                         f"{LATEST_CLINICAL_YEAR} (UTC)")
+    return value
+
+
+RecordedTime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_date_time), AfterValidator(_check_recorded_year)
+]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -47,22 +92,22 @@ def clinical_date(value: date | datetime) -> date:
 class Source(BaseModel):
     """The emitting system and its own reference for the fact."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     system: Identifier
     reference: ShortText | None = None
 
 
 class Payload(BaseModel):
-    """Base of every payload: immutable, and unknown fields are refused by name."""
+    """Base of every payload: immutable, unknown fields refused by name, numbers finite."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Envelope(BaseModel):
     """Fields common to every event (DESIGN section 4, wire format v1)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # The stable identity of an event class; never a module path.
     EVENT_TYPE: ClassVar[str] = ""

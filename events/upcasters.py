@@ -19,7 +19,10 @@ from mbcjourney.errors import InvalidEvent
 RawEvent = dict[str, Any]
 Upcaster = Callable[[RawEvent], RawEvent]
 
-_HER2_TEXT = re.compile(r"^\s*(?:ihc\s*)?(0|1\+|2\+|3\+)\s*(.*?)\s*$", re.IGNORECASE)
+# Matched against stripped text, with a greedy tail: a lazy ``(.*?)\s*$`` backtracked
+# quadratically (a 200 kB field took minutes).  The text is bounded first anyway.
+_HER2_TEXT = re.compile(r"(?:ihc\s*)?(0|1\+|2\+|3\+)(.*)", re.IGNORECASE | re.DOTALL)
+MAX_HER2_TEXT = 200
 _ISH_WORDS = r"(?:fish|ish|sish|cish|ddish)"
 _NOT_AMPLIFIED = re.compile(
     rf"{_ISH_WORDS}?\s*(?:neg(?:ative)?|not[\s_-]*amplified|non[\s_-]*amplified|-)$", re.IGNORECASE
@@ -35,10 +38,12 @@ def parse_her2_text(text: str) -> tuple[str, str]:
     >>> parse_her2_text("2+ FISH neg")
     ('2+', 'not_amplified')
     """
-    match = _HER2_TEXT.match(text)
+    if len(text) > MAX_HER2_TEXT:
+        raise ValueError(f"HER2 text longer than {MAX_HER2_TEXT} characters")
+    match = _HER2_TEXT.fullmatch(text.strip())
     if match is None:
         raise ValueError("HER2 text must start with an IHC score 0, 1+, 2+ or 3+")
-    score, rest = match.group(1), match.group(2)
+    score, rest = match.group(1), match.group(2).strip()
     for pattern, ish in (
         (_NOT_AMPLIFIED, "not_amplified"),
         (_AMPLIFIED, "amplified"),

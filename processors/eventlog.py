@@ -40,7 +40,8 @@ from sqlalchemy import (
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
-from mbcjourney.events.codec import body_hash, decode_stored, decode_stored_row, same_fact
+from mbcjourney.events.codec import body_hash, decode_stored_row
+from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import create_tables, placeholder
 
 metadata = MetaData()
@@ -105,18 +106,6 @@ def event_row(event: ClinicalEvent, body: bytes) -> EventRow:
         event.occurred_on.isoformat(), _utc_text(event.recorded_at), body_hash(body),
         body.decode(),
     )
-
-
-def is_repeat(known_hash: str, known_body: str | bytes, content_hash: str,
-              body: str | bytes) -> bool:
-    """A second sending of a stored ``event_id``: a duplicate (True) or a conflict (False).
-
-    Equal bytes are the same event; otherwise it is the same fact when only
-    ``recorded_at`` differs (a resend stamped at a new ingest time).  Every log --
-    this SQL table, the Kafka workers' patient histories -- decides with this.
-    """
-    return known_hash == content_hash or same_fact(decode_stored(known_body),
-                                                   decode_stored(body))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ and are decoded again when needed).
 from __future__ import annotations
 
 import struct
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from enum import Enum
@@ -28,8 +29,9 @@ from enum import Enum
 import orjson
 
 from mbcjourney.events import ClinicalEvent
+from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored
-from mbcjourney.processors.eventlog import is_repeat
+from mbcjourney.processors.admission import BirthYears, is_repeat
 
 DELTA_FORMAT = 1
 MAX_DELTA_BYTES = 512 * 1024  # stays well below Kafka's default 1 MiB request size
@@ -151,6 +153,8 @@ class Histories:
         self._cached = 0  # decoded events held, over every cached patient
         self._batch = 0
         self.redecoded = 0  # events decoded again from their bodies (not in the cache)
+        # admission's birth-year rule, over the events of these histories in arrival order
+        self.births = BirthYears()
 
     def get(self, patient_id: str) -> PatientLog | None:
         return self.logs.get(patient_id)
@@ -188,12 +192,18 @@ class Histories:
         added = 0
         for body in bodies:
             ids = orjson.loads(body)
-            log = self.log_for(ids["patient_id"], partition)
-            if ids["event_id"] in log.facts:
+            # The key :meth:`PatientLog.offer` uses: the normalised UUID, not the text as
+            # sent (an upper-case id restored as sent made its conflicting twin look new).
+            event_id = str(uuid.UUID(ids["event_id"]))
+            patient_id = ids["patient_id"]
+            log = self.log_for(patient_id, partition)
+            if event_id in log.facts:
                 continue
             if log._events is not None:
                 self._uncache(log)
-            log.restore(ids["event_id"], body)
+            log.restore(event_id, body)
+            if ids.get("event_type") == PatientIncluded.EVENT_TYPE:
+                self.births.learn(patient_id, ids["payload"]["birth_year"])
             added += 1
         self.advance(partition, offset)
         return added
@@ -241,6 +251,7 @@ class Histories:
             if log._events is not None:
                 self._uncache(log)
             del self.logs[log.patient_id]
+        self.births.forget(log.patient_id for log in gone)
         for partition in [p for p in self.positions if p not in keep]:
             del self.positions[partition]
         return len(gone)

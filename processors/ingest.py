@@ -7,7 +7,7 @@ summary counts accepted events, duplicates and rejections by reason.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +18,13 @@ from typing import BinaryIO, NamedTuple
 import structlog
 
 from mbcjourney.errors import InvalidEvent
-from mbcjourney.events import ClinicalEvent
-from mbcjourney.events.catalogue import PatientIncluded
-from mbcjourney.events.codec import decode_with_body
+from mbcjourney.processors.admission import (
+    CONFLICT,
+    BirthYears,
+    birth_year_of,
+    decode_record,
+    refusal,
+)
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
 
@@ -93,55 +97,6 @@ def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
 _READ_BYTES = 1 << 20
 
 
-BirthYearLookup = Callable[[set[str]], dict[str, int]]
-
-
-class BirthYearCheck:
-    """Rejects facts dated before the patient's birth year, when the inclusion is known.
-
-    Inclusions seen so far are remembered; others are asked of ``lookup`` (the event
-    log) once per patient.  A fact that arrives before its patient's inclusion
-    cannot be checked here; the projection reports it as a finding instead.
-    """
-
-    def __init__(self, lookup: BirthYearLookup | None = None) -> None:
-        self._lookup = lookup
-        self._years: dict[str, int] = {}
-        self._looked_up: set[str] = set()
-
-    def learn(self, patients: Iterable[tuple[str, int | None]]) -> None:
-        """Remember inclusions (patient, birth year or None) and look the others up."""
-        batch = list(patients)
-        for patient_id, birth_year in batch:
-            if birth_year is not None:
-                self._years.setdefault(patient_id, birth_year)
-        unknown = {p for p, _ in batch} - self._looked_up - self._years.keys()
-        if unknown and self._lookup is not None:
-            self._years.update(self._lookup(unknown))
-            self._looked_up |= unknown
-
-    def known_years(self) -> Mapping[str, int]:
-        """Birth year by patient, for the patients whose inclusion is known."""
-        return self._years
-
-    def prepare(self, events: Iterable[ClinicalEvent]) -> None:
-        self.learn((e.patient_id, _birth_year(e)) for e in events)
-
-    def check(self, event: ClinicalEvent) -> None:
-        known = self._years.get(event.patient_id)  # also on rows, in validate_lines
-        if known is not None and event.occurred_on.year < known:
-            raise before_birth(event.event_type)
-
-
-def before_birth(event_type: str | None) -> InvalidEvent:
-    return InvalidEvent.single("occurred_at", "before the patient's birth year",
-                               event_type=event_type)
-
-
-def _birth_year(event: ClinicalEvent) -> int | None:
-    return event.payload.birth_year if isinstance(event, PatientIncluded) else None
-
-
 # --- decoding, possibly in worker processes ---------------------------------------
 
 
@@ -150,6 +105,7 @@ class Prepared(NamedTuple):
 
     at: int  # index of the line in its batch
     row: EventRow
+    birth_year: int | None  # of an inclusion, for the writer's birth-year rule
 
 
 @dataclass(frozen=True)
@@ -163,45 +119,41 @@ class Decoded(NamedTuple):
 
     prepared: list[Prepared]
     refused: list[Refused]
-    # Each patient of the batch, with the birth year of its first inclusion in it (or
-    # None): per patient, not per event, for the writer's birth-year check.
-    patients: dict[str, int | None]
+    patients: set[str]  # whose birth years the writer may have to look up
 
 
 def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime) -> Decoded:
     """Validate a batch of lines into event rows (pure; runs in a worker process for big inputs)."""
     prepared: list[Prepared] = []
     refused: list[Refused] = []
-    patients: dict[str, int | None] = {}
+    patients: set[str] = set()
     for index, (_, raw) in enumerate(batch):
         try:
-            event, body = decode_with_body(raw, received_at=received_at)
+            event, body = decode_record(raw, received_at=received_at)
         except InvalidEvent as error:
             refused.append(Refused(index, error.detached()))
             continue
-        prepared.append(Prepared(index, event_row(event, body)))
-        year = _birth_year(event)
-        if patients.setdefault(event.patient_id, year) is None and year is not None:
-            patients[event.patient_id] = year
+        prepared.append(Prepared(index, event_row(event, body), birth_year_of(event)))
+        patients.add(event.patient_id)
     return Decoded(prepared, refused, patients)
 
 
 # What a decode process sends back: rows as plain tuples, which pickle about twenty
 # times faster than objects (that cost more than the writing).
-Packed = tuple[list[tuple[int, tuple[object, ...]]], list[Refused], dict[str, int | None]]
+Packed = tuple[list[tuple[int, tuple[object, ...], int | None]], list[Refused], set[str]]
 
 
 def _prepare_packed(batch: list[tuple[int, bytes]], received_at: datetime) -> Packed:
     with bulk_allocation():  # else the cycle collector walks the batch every 700 objects
         prepared, refused, patients = prepare_batch(batch, received_at)
-    return [(p.at, tuple(p.row)) for p in prepared], refused, patients
+    return [(p.at, tuple(p.row), p.birth_year) for p in prepared], refused, patients
 
 
 def _unpacked(packed: Packed) -> Decoded:
     rows, refused, patients = packed
     new = tuple.__new__  # the named tuples' own constructors, minus a Python call each
-    return Decoded([new(Prepared, (at, new(EventRow, row))) for at, row in rows], refused,
-                   patients)
+    return Decoded([new(Prepared, (at, new(EventRow, row), year)) for at, row, year in rows],
+                   refused, patients)
 
 
 def _batches(lines: Iterable[tuple[int, bytes]], size: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -248,7 +200,7 @@ class ValidatedBatch:
 
 def validate_lines(
     lines: Iterable[tuple[int, bytes]],
-    births: BirthYearCheck,
+    births: BirthYears,
     *,
     received_at: datetime,
     batch_size: int = BATCH_SIZE,
@@ -256,22 +208,27 @@ def validate_lines(
 ) -> Iterator[ValidatedBatch]:
     """The edge validation of every entry point (``journey ingest``, ``journey publish``).
 
-    Each line is decoded against the contract, then facts dated before their
-    patient's birth year are refused, using the inclusions of this batch and of
-    earlier ones (and whatever ``births`` can look up).  Sharing this one function
-    is what makes the same file yield the same accepted events in both deployments.
+    Each line is admitted (:mod:`~mbcjourney.processors.admission`): decoded against
+    the contract, then, in line order, refused if dated before its patient's birth
+    year as known from earlier lines and the log (``births``).
     """
     for batch, (prepared, refused, patients) in _prepared_batches(
             _batches(lines, batch_size), received_at, workers):
         rejected = [(r.index, r.error) for r in refused]
-        births.learn(patients.items())
-        known = births.known_years()
+        births.preload(patients)
+        known = births.known()
         valid: list[Prepared] = []
-        for item in prepared:  # BirthYearCheck.check on rows (once per event: no call)
+        for item in prepared:
             row = item.row
             year = known.get(row.patient_id)
-            if year is not None and int(row.occurred_on[:4]) < year:
-                rejected.append((item.at, before_birth(row.event_type)))
+            if year is None and item.birth_year is None:  # the common case: no call
+                valid.append(item)
+                continue
+            try:
+                births.admit_row(row.patient_id, int(row.occurred_on[:4]), item.birth_year,
+                                 row.event_type)
+            except InvalidEvent as error:
+                rejected.append((item.at, error.detached()))
             else:
                 valid.append(item)
         yield ValidatedBatch(batch, valid, rejected)
@@ -293,7 +250,7 @@ def ingest_lines(
     for large files (start-up costs about a second), never needed for correctness.
     """
     summary = IngestSummary()
-    births = BirthYearCheck(event_log.birth_years)
+    births = BirthYears(event_log.birth_years)
 
     def write(group: list[ValidatedBatch]) -> None:
         """Append a group of batches in one transaction; dead-letter their rejected lines."""
@@ -307,9 +264,7 @@ def ingest_lines(
         offset = 0
         for checked in group:
             rejected = list(checked.rejected)
-            rejected += [(v.at, InvalidEvent.single(
-                "event_id", "already stored with different content",
-                event_type=v.row.event_type))
+            rejected += [(v.at, refusal(CONFLICT, v.row.event_type))
                 for i, v in enumerate(checked.valid, start=offset) if i in conflicting]
             offset += len(checked.valid)
             for index, error in rejected:

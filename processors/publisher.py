@@ -29,8 +29,9 @@ from typing import Any, Protocol
 import structlog
 
 from mbcjourney.errors import InvalidEvent, ServiceUnavailable
+from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.eventlog import DeadLetter
-from mbcjourney.processors.ingest import BATCH_SIZE, BirthYearCheck, LineSummary, validate_lines
+from mbcjourney.processors.ingest import BATCH_SIZE, LineSummary, validate_lines
 from mbcjourney.processors.kafkaio import (
     DEAD_LETTER_TOPIC,
     EVENTS_TOPIC,
@@ -123,7 +124,7 @@ def publish_lines(
     """Validate every line; produce the good ones, dead-letter the others; confirm every send."""
     summary = PublishSummary()
     pending = _Pending()
-    births = BirthYearCheck()  # inclusions seen earlier in this file only
+    births = BirthYears()  # inclusions seen earlier in this file only
     for checked in validate_lines(lines, births, received_at=received_at,
                                   batch_size=batch_size):
         summary.read += len(checked.lines)

@@ -78,12 +78,18 @@ from sqlalchemy.types import TypeEngine
 
 from mbcjourney import analyst
 from mbcjourney.errors import ConfigurationError, InvalidEvent
-from mbcjourney.events import ClinicalEvent
-from mbcjourney.events.codec import body_hash, decode_current, decode_with_body
+from mbcjourney.events.codec import body_hash
+from mbcjourney.processors.admission import (
+    CONFLICT,
+    TOMBSTONE,
+    UNKEYED,
+    BirthYears,
+    Key,
+    decode_record,
+    is_repeat,
+)
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key, sqlite_file
-from mbcjourney.processors.eventlog import is_repeat
-from mbcjourney.processors.ingest import BirthYearCheck
 from mbcjourney.processors.sources import (
     ArrivalSource,
     JsonlSource,
@@ -730,6 +736,7 @@ class Replay:
         assert isinstance(source, KafkaSource | JsonlSource)
         assert staging is not None
         arrival: ArrivalSource = source
+        keyed = isinstance(source, KafkaSource)
         positions = self.state.staged or arrival.start(self.snapshot)
         counts = self.state.counts
         run = staging.next_run()
@@ -738,8 +745,15 @@ class Replay:
                 rows: list[StagedRow] = []
                 for record in records:
                     key = record.key
-                    if key is not None and _usable_id(key):  # a Kafka record: keyed by patient
-                        patient_id = key
+                    if record.raw is None:  # a tombstone: nothing to stage
+                        counts.rejected[str(TOMBSTONE)] += 1
+                        continue
+                    if keyed:  # a Kafka record is grouped by its key, the patient id
+                        if key is not None and _usable_id(key):
+                            patient_id = key
+                        else:
+                            counts.rejected[_refused(record.raw, record, key)] += 1
+                            continue
                     else:
                         found, reason = _patient_of(record)
                         if found is None:
@@ -773,7 +787,9 @@ class Replay:
             return total, self.source.histories(self.snapshot, after, known_at)
         assert self.staging is not None
         staged = self.staging.by_patient(after)
-        return self.staging.count(after), (_admit(patient_id, rows) for patient_id, rows in staged)
+        keyed = isinstance(self.source, KafkaSource)
+        return self.staging.count(after), (_admit(patient_id, rows, keyed=keyed)
+                                           for patient_id, rows in staged)
 
     def _fold(self) -> None:
         state, counts = self.state, self.state.counts
@@ -887,72 +903,63 @@ def _ignore(_n: int) -> None:
 
 
 def _patient_of(record: RawRecord) -> tuple[str | None, str]:
-    """The patient a record belongs to (for grouping), or None and why it cannot be an event.
-
-    A Kafka record is keyed by its patient id: the key groups it, and the fold refuses an
-    event whose own patient id differs.  A file line is parsed for it.
-    """
-    if record.key is not None and _usable_id(record.key):
-        return record.key, ""
+    """The patient a file line belongs to (for grouping), or None and why it cannot be an event."""
+    assert record.raw is not None
     try:
         data = orjson.loads(record.raw)
     except orjson.JSONDecodeError:
-        return None, "$: not valid JSON"
+        data = None
     patient_id = data.get("patient_id") if isinstance(data, dict) else None
     if isinstance(patient_id, str) and _usable_id(patient_id):
         return patient_id, ""
+    return None, _refused(record.raw, record, UNKEYED)
+
+
+def _refused(raw: bytes, record: RawRecord, key: Key) -> str:
+    """Why admission refuses a record that cannot be grouped by patient."""
     try:
-        decode_with_body(record.raw, received_at=received_at(record.received_us))
+        decode_record(raw, received_at=received_at(record.received_us), key=key)
     except InvalidEvent as error:
-        return None, error.reason_code
-    return None, "patient_id: not a valid identifier"
+        return error.reason_code
+    return "patient_id: not a valid identifier"
 
 
 def _usable_id(text: str) -> bool:
     return 0 < len(text) <= 64 and text.isprintable()
 
 
-def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]]) -> PatientEvents:
-    """Validate one patient's staged records in arrival order, as ingest into the log would.
+def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]], *, keyed: bool) -> PatientEvents:
+    """Admit one patient's staged records in arrival order, as ingest or a worker would.
 
-    ``rows`` are (patient, partition, seq, received_us, body).  Invalid records are
-    counted by reason; the same event twice is a duplicate; the same id with different
-    content is refused; a fact dated before the birth year is refused.
+    ``rows`` are (patient, partition, seq, received_us, body); ``keyed``: they are
+    Kafka records, grouped by their key.  Each record goes through admission
+    (``processors/admission.py``): decoding, the key, the birth year (in arrival
+    order), then duplicate or conflict against the records kept before it.
     """
     rejected: Counter[str] = Counter()
-    decoded: list[tuple[ClinicalEvent, bytes]] = []
     read = 0
-    current, append = decode_current, decoded.append
+    group = PatientEvents(patient_id, [], read, rejected)
+    births = BirthYears()
+    key: Key = patient_id if keyed else UNKEYED
+    kept: dict[int, bytes] = {}  # event id (as an integer: cheaper to hash) -> first body
+    events = group.events
     for _pid, _part, _seq, received_us, body in rows:  # once per staged record: kept lean
         read += 1
         raw = body if type(body) is bytes else bytes(body)
         try:
-            event = current(raw)
-            append((event, raw) if event is not None else decode_with_body(
-                raw, received_at=received_at(received_us)))
+            event, raw = decode_record(raw, received_at=received_at(received_us), key=key)
+            births.admit(event)
         except InvalidEvent as error:
             rejected[error.reason_code] += 1
-    group = PatientEvents(patient_id, [], read, rejected)
-    births = BirthYearCheck()
-    births.prepare(e for e, _ in decoded)
-    kept: dict[int, bytes] = {}  # event id (as an integer: cheaper to hash) -> first body
-    events = group.events
-    for event, body in decoded:
-        try:
-            births.check(event)
-        except InvalidEvent as error:
-            rejected[error.reason_code] += 1
-            continue
-        if event.patient_id != patient_id:
-            rejected["patient_id: does not match the message key"] += 1
             continue
         event_key = event.event_id.int
         first = kept.get(event_key)
         if first is None:
-            kept[event_key] = body
+            kept[event_key] = raw
             events.append(event)
-        elif is_repeat(body_hash(first), first, body_hash(body), body):
+        elif is_repeat(body_hash(first), first, body_hash(raw), raw):
             group.duplicates += 1
         else:
-            rejected["event_id: already stored with different content"] += 1
+            rejected[str(CONFLICT)] += 1
+    group.read = read
     return group

@@ -66,7 +66,7 @@ class RawRecord(NamedTuple):
     partition: int
     seq: int  # Kafka offset, or JSON Lines line number
     received_us: int  # epoch microseconds (UTC): fills a missing recorded_at, deterministically
-    raw: bytes
+    raw: bytes | None  # None: a Kafka tombstone
     key: str | None = None  # the Kafka key: the patient id, checked against the event later
 
 
@@ -353,7 +353,7 @@ class KafkaSource:
                         if r.offset >= end:
                             break
                         stamp = max(int(r.timestamp), 0) * 1000
-                        append(RawRecord(partition, r.offset, stamp, r.value or b"", _key(r.key)))
+                        append(RawRecord(partition, r.offset, stamp, r.value, _key(r.key)))
                     position = min(int(consumer.position(tp)), end)
                     at[str(tp.partition)] = position
                     if position >= end:

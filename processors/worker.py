@@ -60,7 +60,7 @@ import structlog
 
 from mbcjourney.engine import project
 from mbcjourney.errors import InvalidEvent
-from mbcjourney.events.codec import decode_with_body
+from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import (
@@ -443,10 +443,9 @@ class BatchProcessor:
         """Offer one record to its patient's history; returns the patient when it counts."""
         raw = record.value or b""
         try:
-            event, body = decode_with_body(raw, received_at=record.received_at)
-            if record.key != event.patient_id.encode():
-                raise InvalidEvent.single("key", "must be the event's patient_id",
-                                          event_type=event.event_type)
+            event, body = decode_record(record.value, received_at=record.received_at,
+                                        key=record.key)
+            self.histories.births.admit(event)
         except InvalidEvent as error:
             if live:
                 stats.rejected += 1
@@ -467,9 +466,8 @@ class BatchProcessor:
         else:
             if live:
                 stats.conflicts += 1
-                pending.append(self._dead_letter(record, raw, InvalidEvent.single(
-                    "event_id", "already stored with different content",
-                    event_type=event.event_type)))
+                pending.append(self._dead_letter(record, raw, refusal(CONFLICT,
+                                                                      event.event_type)))
             return None
         return event.patient_id
 

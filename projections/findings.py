@@ -19,6 +19,7 @@ class FindingKind(StrEnum):
     DECLARED_LINE_NUMBER_MISMATCH = "declared_line_number_mismatch"
     UNKNOWN_DRUG = "unknown_drug"
     FACT_AFTER_DEATH = "fact_after_death"
+    FACT_BEFORE_BIRTH = "fact_before_birth"
     UNKNOWN_RETRACTION_TARGET = "unknown_retraction_target"
     LINE_ENDED_NOT_STARTED = "line_ended_not_started"
     LINE_MODIFIED_NOT_STARTED = "line_modified_not_started"

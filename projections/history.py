@@ -6,7 +6,10 @@ once, before any projection runs:
 
 * ``known_at``  -- bitemporal: only facts recorded at or before that instant;
 * retractions   -- a retracted event is as if it had never been sent;
-* ``cutoff``    -- the data cut-off: facts that occurred after that date are ignored.
+* ``cutoff``    -- the data cut-off: facts that occurred after that date are ignored;
+* birth year    -- a fact dated before the patient's birth year (per the first
+  inclusion) is set aside in ``before_birth``, as admission would have refused it
+  had the inclusion arrived first: results never depend on arrival order.
 
 A retraction corrects the record rather than stating a clinical fact, so it is
 honoured whatever its own ``occurred_at``; it does respect ``known_at``.
@@ -19,7 +22,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from operator import itemgetter
 
-from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent, EventRetracted
+from mbcjourney.events.catalogue import (
+    EVENT_CLASSES,
+    ClinicalEvent,
+    EventRetracted,
+    PatientIncluded,
+)
 from mbcjourney.events.envelope import Envelope
 
 # Within one clinical moment, facts follow the order of care: a patient is included
@@ -68,6 +76,7 @@ class PatientHistory:
     patient_id: str
     events: tuple[ClinicalEvent, ...]  # clinical order, retracted and retraction events removed
     unknown_retractions: tuple[EventRetracted, ...] = ()  # retractions of events never seen
+    before_birth: tuple[ClinicalEvent, ...] = ()  # facts dated before the birth year: left out
 
 
 @dataclass(frozen=True)
@@ -110,5 +119,10 @@ def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View =
             facts.append((ident, event))
     retracted = {r.payload.target_event_id.int for r in retractions}
     unknown = tuple(r for r in retractions if r.payload.target_event_id.int not in seen)
-    return PatientHistory(
-        patient_id, tuple([e for ident, e in facts if ident not in retracted]), unknown)
+    kept = [e for ident, e in facts if ident not in retracted]
+    born = next((e.payload.birth_year for e in kept if type(e) is PatientIncluded), None)
+    if born is not None and kept[0].occurred_on.year < born:  # sorted: the first is earliest
+        early = tuple(e for e in kept if e.occurred_on.year < born)
+        return PatientHistory(patient_id, tuple(e for e in kept if e.occurred_on.year >= born),
+                              unknown, early)
+    return PatientHistory(patient_id, tuple(kept), unknown)

@@ -215,6 +215,8 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
                  for e in facts.after_death]
     findings += [Finding(pid, FindingKind.UNKNOWN_RETRACTION_TARGET, str(r.event_id))
                  for r in history.unknown_retractions]
+    findings += [Finding(pid, FindingKind.FACT_BEFORE_BIRTH, str(e.event_id), e.event_type)
+                 for e in history.before_birth]
 
     current = line_in_progress(lines)
     patient = PatientRow(

@@ -79,9 +79,9 @@ def test_cutoff_and_known_at(journey: Journey, tmp_path: Path) -> None:
     assert [(r["patient_id"], r["line_number"]) for r in cut] == [
         ("P-000001", "1"), ("P-000002", "1")]
     assert cut[0]["end_date"] == ""
-    # Everything in the cohort was recorded on 2029-01-01: nothing was known before.
+    # Everything in the cohort was recorded on 2026-11-30: nothing was known before.
     before = journey("export", "patients", "--db", "sqlite:///x.db", "--known-at",
-                     "2028-12-31T23:59:59Z").stdout
+                     "2026-11-29T23:59:59Z").stdout
     assert before.strip().splitlines() == [before.splitlines()[0]]
 
 

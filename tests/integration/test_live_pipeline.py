@@ -30,7 +30,8 @@ from typing import Any
 import orjson
 import pytest
 
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.admission import BirthYears
+from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import end_offsets, header, topic_partitions
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.simulate import SimulationSettings, write_cohort
@@ -156,7 +157,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0)
 
 def accepted_ihc(lines: list[bytes]) -> dict[str, Any]:
     """An IHC event of the file that the edge validation accepts (as published)."""
-    checked = validate_lines(enumerate(lines, start=1), BirthYearCheck(),
+    checked = validate_lines(enumerate(lines, start=1), BirthYears(),
                              received_at=datetime.now(UTC))
     body = next(item.row.body for batch in checked for item in batch.valid
                 if item.row.event_type == "ihc.recorded")

@@ -22,9 +22,10 @@ import orjson
 
 from mbcjourney.engine import AlertRow
 from mbcjourney.errors import ServiceUnavailable
+from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.alerting import AlertMessage, AlertRecord, LiveAlerts
 from mbcjourney.processors.eventlog import DeadLetter
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.projections.alerts import day_start, utc_day
@@ -106,7 +107,7 @@ def validated_bodies(lines: Iterable[bytes], received_at: datetime) -> list[byte
     when each reaches it when recorded.
     """
     bodies = [item.row.body.encode()
-              for checked in validate_lines(enumerate(lines, start=1), BirthYearCheck(),
+              for checked in validate_lines(enumerate(lines, start=1), BirthYears(),
                                             received_at=received_at)
               for item in checked.valid]
     return sorted(bodies, key=recorded_at)
@@ -125,7 +126,7 @@ def as_records(bodies: Iterable[bytes], partitions: int) -> list[SourceRecord]:
         partition = zlib.crc32(key) % partitions
         offset = offsets.get(partition, 0)
         offsets[partition] = offset + 1
-        records.append(SourceRecord(partition, offset, key, body, 1_790_000_000_000))
+        records.append(SourceRecord(partition, offset, key, body, 1_796_083_200_000))
     return records
 
 

@@ -16,7 +16,7 @@ RECEIVED = datetime(2030, 1, 1, tzinfo=UTC)
 class PatientBuilder:
     """Builds one patient's events; ids are deterministic per (patient, sequence)."""
 
-    def __init__(self, patient_id: str = "P-000001", recorded: str = "2029-01-01T00:00:00Z"):
+    def __init__(self, patient_id: str = "P-000001", recorded: str = "2026-11-30T00:00:00Z"):
         self.patient_id = patient_id
         self.recorded = recorded
         self._n = 0

@@ -105,14 +105,15 @@ def test_refused_lines_do_not_keep_their_batch_alive() -> None:
 _STUCK_WRITER = """
 import sys, time
 from datetime import UTC, datetime
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.admission import BirthYears
+from mbcjourney.processors.ingest import validate_lines
 
 def lines():
     yield from ((n, b"{}") for n in range(1, 400))
     print("submitted", flush=True)
     time.sleep(600)  # the writer hangs here, its decode processes idle: until it is killed
 
-for _ in validate_lines(lines(), BirthYearCheck(), received_at=datetime.now(UTC),
+for _ in validate_lines(lines(), BirthYears(), received_at=datetime.now(UTC),
                         batch_size=100, workers=2):
     pass
 """

@@ -13,7 +13,7 @@ from mbcjourney.processors.kafkaio import header
 from mbcjourney.processors.publisher import publish_lines
 from tests.support.builders import PatientBuilder, dumps
 
-RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
+RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 class Sent:
@@ -66,7 +66,7 @@ def test_valid_events_keyed_by_patient_and_rejects_dead_lettered_with_reasons() 
     events = [s for s in producer.sent if s[0] == "ev"]
     assert [key for _, key, _, _ in events] == [b"P-000007", b"P-000007"]
     stamped = orjson.loads(events[1][2] or b"")
-    assert stamped["recorded_at"].startswith("2026-11-01T00:00:00")  # filled in, as ingest does
+    assert stamped["recorded_at"].startswith("2026-12-01T00:00:00")  # filled in, as ingest does
     letters = [s for s in producer.sent if s[0] == "dl"]
     assert [(key, header(h, "origin"), header(h, "reason")) for _, key, _, h in letters] == [
         (None, "cohort.jsonl:2", "$: not valid JSON"),

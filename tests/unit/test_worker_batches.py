@@ -22,6 +22,7 @@ import pytest
 
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events.codec import decode_with_body
+from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import (
@@ -31,7 +32,7 @@ from mbcjourney.processors.histories import (
     decode_delta,
     encode_deltas,
 )
-from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
+from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message, header
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
@@ -39,7 +40,7 @@ from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.builders import PatientBuilder, dumps
 
 PARTITIONS = 3
-RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
+RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 TOPIC = "events"
 
 
@@ -80,7 +81,7 @@ class FakeTopic:
         if partition is None:
             partition = zlib.crc32(key or b"") % PARTITIONS
         log = self.partitions.setdefault(partition, [])
-        record = SourceRecord(partition, len(log), key, value, 1_790_000_000_000)
+        record = SourceRecord(partition, len(log), key, value, 1_796_083_200_000)
         log.append(record)
         return record
 
@@ -148,7 +149,7 @@ def published(lines: list[bytes]) -> FakeTopic:
     """Publish a file as ``journey publish`` does: validated bodies keyed by patient."""
     topic = FakeTopic()
     numbered = list(enumerate(lines, start=1))
-    for checked in validate_lines(numbered, BirthYearCheck(), received_at=RECEIVED):
+    for checked in validate_lines(numbered, BirthYears(), received_at=RECEIVED):
         for item in checked.valid:
             topic.publish(item.row.patient_id.encode(), item.row.body.encode())
     return topic
@@ -325,7 +326,7 @@ def test_a_table_that_lost_its_changelog_is_rebuilt_from_the_topic(
     run(process_all(first.processor, in_batches(topic.everything(), 800)))
     done = {p: len(rs) for p, rs in topic.partitions.items()}
     for checked in validate_lines(enumerate(cohort_lines[len(cohort_lines) // 2:], 1),
-                                  BirthYearCheck(), received_at=RECEIVED):
+                                  BirthYears(), received_at=RECEIVED):
         for item in checked.valid:
             topic.publish(item.row.patient_id.encode(), item.row.body.encode())
 
