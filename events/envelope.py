@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    WithJsonSchema,
 )
 
 from mbcjourney.events.limits import (
@@ -53,10 +54,25 @@ def _check_clinical_year(value: datetime) -> datetime:
 
 # Validated natively by pydantic-core (no Python call on the hot path): a strict
 # date accepts exactly ``YYYY-MM-DD``; anything else must be an ISO date-time.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    # A strict date still reads "1705276800" (a Unix time at midnight) as 2024-01-15.
+    # (The inner strict validator then sees Python values, so the text is parsed here.)
+    if isinstance(value, str):
+        if not _ISO_DATE.fullmatch(value):
+            raise ValueError("must be an ISO date YYYY-MM-DD")
+        return date.fromisoformat(value)
+    return value
+
+
 ClinicalDate = Annotated[
     date,
+    BeforeValidator(_iso_date),
     Strict(),
     Field(ge=date(EARLIEST_CLINICAL_YEAR, 1, 1), le=date(LATEST_CLINICAL_YEAR, 12, 31)),
+    WithJsonSchema({"format": "date", "type": "string"}),
 ]
 ClinicalDateTime = Annotated[
     datetime, BeforeValidator(_iso_date_time), AfterValidator(_check_clinical_year)
