@@ -125,6 +125,7 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
 NOT_JSON_REASON = "not valid JSON"
 DUPLICATE_KEY_REASON = "an object repeats a key"
 TOO_DEEP_REASON = "nested too deeply"
+BIG_INTEGER_REASON = "an integer does not fit in 64 bits"
 TOO_LONG_REASON = f"longer than {MAX_EVENT_BYTES} bytes"
 RECORDED_AFTER_RECEIVED_REASON = (
     f"must not be more than {RECORDED_AT_SLACK.days} day after the event was received")
@@ -193,7 +194,10 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     if data.get("recorded_at") is None:
         data, body = {**data, "recorded_at": received_at}, None
     if body is None:
-        body = orjson.dumps(data)
+        try:
+            body = orjson.dumps(data)
+        except TypeError:  # an integer beyond 64 bits, which no field of the contract takes
+            raise InvalidEvent.single("$", BIG_INTEGER_REASON, event_type=event_type) from None
     elif isinstance(body, str):
         body = body.encode()
     cls = REGISTRY[(event_type, current)]

@@ -116,6 +116,10 @@ def named_cases() -> list[bytes]:
         "test": "x" * 300_000, "value": 1.0, "unit": "U"})))
     lines.append(b'{"a":' * 300 + b"1" + b"}" * 300)
     lines += [b"{not json", b"[1,2,3]", b"{}", b'"just a string"', b"\xff\xfe garbage"]
+    # an integer beyond 64 bits where recorded_at must be filled in (found by the fuzzer)
+    big = p.raw("clinical_exam.recorded", "2024-05-12", {"ecog": 1})
+    del big["recorded_at"]
+    lines.append(dumps(big).replace(b'"ecog":1', b'"ecog":99999999999999999999999'))
     # CSV formula text in a drug name (accepted as an unknown drug; escaped on export)
     lines.append(dumps(PatientBuilder("P-H0002").raw("line.modified", "2024-06-01", {
         "line_ref": "L1", "drugs_added": ['=HYPERLINK("http://x")'], "drugs_stopped": []})))

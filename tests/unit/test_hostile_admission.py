@@ -209,3 +209,12 @@ def test_item16_a_dead_letter_keeps_the_original_bytes(log: SqlEventLog) -> None
     (letter,) = log.dead_letters()
     assert letter.original == raw
     assert FREE_TEXT not in letter.reason
+
+
+def test_fuzzed_a_huge_integer_in_an_event_without_recorded_at_is_a_rejection() -> None:
+    """Found by tests/property/test_admission_properties.py: a TypeError escaped."""
+    p = PatientBuilder("P-000020")
+    raw = p.raw("clinical_exam.recorded", "2024-01-02", {"ecog": 1})
+    del raw["recorded_at"]
+    error = reject(dumps(raw).replace(b'"ecog":1', b'"ecog":99999999999999999999999'))
+    assert str(error) == "$: an integer does not fit in 64 bits"

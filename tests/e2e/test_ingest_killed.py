@@ -1,0 +1,93 @@
+"""``kill -9`` of ``journey ingest`` at random points, then a rerun: the same store.
+
+Exactly once: every event stored once, every rejected line dead-lettered once,
+whatever commit group the kill interrupted (issue #19: dead letters were
+duplicated on every rerun after a kill).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cohorts import simulated_cohort
+from tests.support.hostile import corpus
+
+pytestmark = pytest.mark.slow
+
+KILL_POINTS = 3
+POLL_S = 0.01  # how often the store is looked at while waiting to kill
+
+
+def _ingest(cwd: Path, db: Path, cohort: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mbcjourney", "--quiet", "ingest", str(cohort),
+         "--db", f"sqlite:///{db}"], cwd=cwd, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+
+
+def _count(db: Path, table: str) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet, or busy
+        return 0
+
+
+def _store(db: Path) -> tuple[set[str], list[tuple[str, bytes]]]:
+    with sqlite3.connect(db) as conn:
+        ids = {row[0] for row in conn.execute("SELECT event_id FROM events")}
+        letters = sorted(conn.execute("SELECT origin, original FROM dead_letters"))
+    return ids, letters
+
+
+def _hostile_cohort(folder: Path) -> Path:
+    cohort = simulated_cohort(folder / "valid.jsonl", patients=8_000, seed=23)
+    lines = cohort.read_bytes().splitlines()
+    bad = [line.replace(b"\n", b" ") for line in corpus()]
+    mixed: list[bytes] = []
+    for index, line in enumerate(lines):
+        mixed.append(line)
+        if index % 200 == 0:
+            mixed.append(bad[(index // 200) % len(bad)])
+    path = folder / "cohort.jsonl"
+    path.write_bytes(b"\n".join(mixed) + b"\n")
+    return path
+
+
+def test_kill_9_at_random_points_then_rerun_gives_the_reference_store(tmp_path: Path) -> None:
+    cohort = _hostile_cohort(tmp_path)
+    reference = tmp_path / "reference.db"
+    done = _ingest(tmp_path, reference, cohort)
+    assert done.wait(timeout=600) == 1, done.stderr.read() if done.stderr else ""  # 1: rejects
+    expected = _store(reference)
+    assert len(expected[0]) > 100_000
+    assert len(expected[1]) > 500
+
+    rng = random.Random(19)
+    for trial in range(KILL_POINTS):
+        db = tmp_path / f"killed-{trial}.db"
+        target = rng.randrange(1, len(expected[0]))  # kill once this many events are stored
+        process = _ingest(tmp_path, db, cohort)
+        deadline = time.monotonic() + 600
+        while process.poll() is None and _count(db, "events") < target:
+            assert time.monotonic() < deadline, "ingest made no progress"
+            time.sleep(POLL_S)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        rerun = _ingest(tmp_path, db, cohort)
+        assert rerun.wait(timeout=600) == 1, rerun.stderr.read() if rerun.stderr else ""
+        ids, letters = _store(db)
+        assert ids == expected[0], f"trial {trial}: events differ after a kill at {target}"
+        assert letters == expected[1], f"trial {trial}: dead letters not exactly once"
