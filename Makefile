@@ -37,10 +37,15 @@ bench: $(STAMP)
 ## Re-resolve requirements/lock.txt from pyproject.toml (all extras) and requirements/build.in,
 ## keeping today's pins where they still fit; `make lock LOCK_ARGS=--upgrade` moves every pin
 ## to the newest release.  The next `make demo` / `make test` reinstalls the venv from it.
+## (Written to a copy, which uv reads for the pins to keep, and moved over the lock only
+## when it differs, so an unchanged lock does not make the venv stale.)
 lock: $(STAMP)
+	cp $(LOCK) $(LOCK).new
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --all-extras \
 	    --generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS) \
-	    -o $(LOCK) pyproject.toml requirements/build.in
+	    -o $(LOCK).new pyproject.toml requirements/build.in
+	if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; echo "lock unchanged"; \
+	else mv $(LOCK).new $(LOCK); echo "lock updated: $(LOCK)"; fi
 
 clean:
 	rm -rf $(VENV) .typecheck journey-demo
