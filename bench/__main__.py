@@ -37,7 +37,7 @@ def main() -> None:
         patients = max(1, round(args.events * 500 / probe.events))
         with cohort.open("wb") as out:
             summary = write_cohort(SimulationSettings(patients=patients, seed=args.seed), out)
-        print(f"simulated {summary.events:,} lines for {patients:,} patients "
+        print(f"simulated {summary.lines:,} lines for {patients:,} patients "
               f"in {time.perf_counter() - start:.1f} s -> {cohort}")
     db = args.workdir / "bench.db"
     for stale in args.workdir.glob("bench.db*"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: real PostgreSQL and real Kafka (KRaft) from
-# this repo's own scripts, then lint, type checks and pytest.  Services this
-# script started are stopped on exit.
+# this repo's own scripts, Chromium from Debian, then lint, type checks and pytest.
+# Services this script started are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -28,7 +28,11 @@ if [ -z "${JOURNEY_KAFKA_BOOTSTRAP:-}" ]; then
     rm -f "$kafka_log"
     export JOURNEY_KAFKA_BOOTSTRAP
 fi
-echo "services: postgres=${JOURNEY_PG_URL} kafka=${JOURNEY_KAFKA_BOOTSTRAP}"
+# The browser tests' Chromium, from Debian (installed when missing, never by `playwright
+# install`); a JOURNEY_CHROMIUM already set is checked and kept.
+JOURNEY_CHROMIUM=$(bash infra/chromium/ensure.sh | tail -n 1)
+export JOURNEY_CHROMIUM
+echo "services: postgres=${JOURNEY_PG_URL} kafka=${JOURNEY_KAFKA_BOOTSTRAP} chromium=${JOURNEY_CHROMIUM}"
 
 echo "== ruff"
 $BIN/ruff check .

@@ -25,7 +25,7 @@ def build_tree() -> Path:
     root_pkg = tree / "mbcjourney"
     root_pkg.mkdir(parents=True)
     for entry in (ROOT / mapping["mbcjourney"]).iterdir():
-        if entry.suffix in (".py", ".typed"):
+        if entry.suffix in (".py", ".typed") or (entry / "__init__.py").is_file():
             (root_pkg / entry.name).symlink_to(entry)
     for name, folder in mapping.items():
         if name != "mbcjourney":

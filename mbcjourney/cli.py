@@ -151,7 +151,7 @@ def simulate(patients: int, seed: int, output: Path) -> None:
     else:
         with output.open("wb") as out:
             summary = write_cohort(settings, out)
-    click.echo(f"wrote {summary.events} lines for {summary.patients} patients to {output}",
+    click.echo(f"wrote {summary.lines} lines for {summary.patients} patients to {output}",
                err=True)
 
 

@@ -49,15 +49,15 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
     sim = SimulationSettings(patients=patients, seed=seed)
     with cohort.open("wb") as out:
         simulated = write_cohort(sim, out)
-    echo(f"simulated {simulated.events} input lines for {simulated.patients} patients "
+    echo(f"simulated {simulated.lines} input lines for {simulated.patients} patients "
          f"-> {cohort}")
 
     engine = EmbeddedEngine(f"sqlite:///{db_path}", settings)
     try:
-        with cohort.open("rb") as stream, progress(simulated.events, "ev", "ingest") as advance:
+        with cohort.open("rb") as stream, progress(simulated.lines, "ev", "ingest") as advance:
             summary = engine.ingest(numbered_lines(stream), origin=cohort.name,
                                     received_at=datetime.now(UTC), on_batch=advance,
-                                    workers=decode_workers(simulated.events))
+                                    workers=decode_workers(simulated.lines))
         with progress(len(summary.patients), "pt", "project") as advance:
             engine.catch_up(on_patients=advance)
         patient_rows = engine.patient_rows()

@@ -48,6 +48,31 @@ KAFKA_MARKER=$KAFKA_DIR/.mbc-journey-kafka
 log() { echo "kafka: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# shellcheck source=infra/apt.sh
+source "$REPO_ROOT/infra/apt.sh"
+
+# Make sure the named tools (java, mvn) are on PATH, installing the Debian JDK and Maven
+# when one is missing (root or password-less sudo; a clear error otherwise), the way
+# infra/postgres/start.sh installs PostgreSQL.  Both go in one apt run when both lack.
+ensure_tools() {
+    local tool choices=()
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 && continue
+        case "$tool" in
+            java) choices+=("openjdk-17-jdk-headless|default-jdk-headless") ;;
+            mvn) choices+=(maven) ;;
+            *) die "ensure_tools: unknown tool $tool" ;;
+        esac
+    done
+    (( ${#choices[@]} )) || return 0
+    apt_install "a JDK or Maven (for the Kafka broker)" "${choices[@]}"
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 \
+            || die "installed the Debian packages $APT_INSTALLED, but '$tool' is still not on PATH ($PATH)"
+    done
+    log "using $(java -version 2>&1 | head -n 1)"
+}
+
 # Print the pid of the broker recorded in the pid file if that process is alive and
 # really is a Kafka broker (guards against a stale pid reused by another process).
 running_pid() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fetch the Apache Kafka broker jars (and a logging backend) from Maven Central with
-# Maven into ${JOURNEY_CACHE:-$HOME/.cache/mbc-journey}/kafka-<version>/libs.
+# Fetch the Apache Kafka broker jars (and a logging backend) with Maven into
+# ${JOURNEY_CACHE:-$HOME/.cache/mbc-journey}/kafka-<version>/libs; the JDK and Maven
+# themselves are installed from Debian when missing.
 # Idempotent: does nothing when the libs are already complete.
 # Usage: bash infra/kafka/fetch.sh        (prints the libs directory on stdout)
 set -euo pipefail
@@ -14,8 +15,8 @@ if [[ -f "$KAFKA_LIBS/.complete" ]]; then
     exit 0
 fi
 
-command -v mvn >/dev/null 2>&1 || die "mvn not found (Debian: apt-get install maven)"
-command -v java >/dev/null 2>&1 || die "java not found (Debian: apt-get install openjdk-17-jre-headless)"
+# Maven and a JDK from Debian when missing (see ensure_tools in common.sh).
+ensure_tools java mvn
 
 mkdir -p "$KAFKA_HOME"
 # Serialise concurrent fetches of the same version (e.g. parallel test sessions).

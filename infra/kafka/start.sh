@@ -18,7 +18,13 @@ if pid=$(running_pid); then
     exit 0
 fi
 
-command -v java >/dev/null 2>&1 || die "java not found (Debian: apt-get install openjdk-17-jre-headless)"
+# A JDK (and Maven, when the jars still have to be fetched) from Debian when missing:
+# both in one apt run on a fresh machine.  See ensure_tools in common.sh.
+if [[ -f "$KAFKA_LIBS/.complete" ]]; then
+    ensure_tools java
+else
+    ensure_tools java mvn
+fi
 PYTHON=$(pick_python)
 
 # 1. Jars (no-op when cached).
