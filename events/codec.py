@@ -8,10 +8,11 @@ never on raw dicts.  Older schema versions are upcast here, on read.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import jiter
@@ -23,6 +24,7 @@ from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent
 from mbcjourney.events.envelope import Envelope
 from mbcjourney.events.limits import (
     EARLIEST_CLINICAL_YEAR,
+    EARLIEST_RECORDED_YEAR,
     LATEST_CLINICAL_YEAR,
     MAX_EVENT_BYTES,
     OCCURRED_AFTER_RECORDED_SLACK_DAYS,
@@ -127,6 +129,8 @@ DUPLICATE_KEY_REASON = "an object repeats a key"
 TOO_DEEP_REASON = "nested too deeply"
 BIG_INTEGER_REASON = "an integer does not fit in 64 bits"
 TOO_LONG_REASON = f"longer than {MAX_EVENT_BYTES} bytes"
+ISO_DATE_TIME_REASON = "must be an ISO date-time with zone (YYYY-MM-DDTHH:MM...)"
+RECORDED_YEAR_REASON = f"year must be between {EARLIEST_RECORDED_YEAR} and {LATEST_CLINICAL_YEAR}"
 RECORDED_AFTER_RECEIVED_REASON = (
     f"must not be more than {RECORDED_AT_SLACK.days} day after the event was received")
 
@@ -155,6 +159,33 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
     return data
 
 
+# ISO text only: pydantic would also read numbers and numeric text as Unix times
+# ("20240115" became 1970-08-23).  Checked on the parsed JSON, before the model.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _times_are_text(data: dict[str, Any]) -> bool:
+    """The fast path's form of :func:`_check_time_text` (True: both times are ISO text)."""
+    occurred, recorded = data.get("occurred_at"), data.get("recorded_at")
+    return (type(occurred) is str and type(recorded) is str
+            and (_ISO_DATE.fullmatch(occurred) is not None
+                 or _ISO_DATE_TIME.match(occurred) is not None)
+            and _ISO_DATE_TIME.match(recorded) is not None)
+
+
+def _check_time_text(data: dict[str, Any], event_type: str) -> None:
+    occurred = data.get("occurred_at")
+    if occurred is not None and not (
+            isinstance(occurred, str)
+            and (_ISO_DATE.fullmatch(occurred) or _ISO_DATE_TIME.match(occurred))):
+        raise InvalidEvent.single("occurred_at", _CLINICAL_TIME_REASON, event_type=event_type)
+    recorded = data.get("recorded_at")
+    if recorded is not None and not isinstance(recorded, datetime) and not (
+            isinstance(recorded, str) and _ISO_DATE_TIME.match(recorded)):
+        raise InvalidEvent.single("recorded_at", ISO_DATE_TIME_REASON, event_type=event_type)
+
+
 def decode_event(raw: bytes | str | dict[str, Any], *, received_at: datetime) -> ClinicalEvent:
     """Validate one event of the wire format; ``received_at`` fills a missing ``recorded_at``."""
     return decode_with_body(raw, received_at=received_at)[0]
@@ -170,7 +201,7 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     body: bytes | str | None
     if isinstance(raw, bytes | str):
         data, body = parse_json(raw), raw  # strict JSON, checked on every path
-        if isinstance(raw, bytes):
+        if isinstance(raw, bytes) and _times_are_text(data):
             event = decode_current(raw, received_at)
             if event is not None:
                 return event, raw
@@ -189,6 +220,7 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
         raise InvalidEvent.single(
             "schema_version", f"newer than supported version {current}", event_type=event_type
         )
+    _check_time_text(data, event_type)
     if version < current:
         data, body = upcast(data, event_type, version, current), None
     if data.get("recorded_at") is None:
@@ -229,10 +261,27 @@ def _checked_order(event: ClinicalEvent, received_at: datetime) -> ClinicalEvent
         raise InvalidEvent.single(
             "occurred_at", "must not be after recorded_at", event_type=event.event_type
         )
-    if event.recorded_at > received_at + RECORDED_AT_SLACK:
-        raise InvalidEvent.single("recorded_at", RECORDED_AFTER_RECEIVED_REASON,
+    recorded = event.recorded_at
+    if recorded > _latest_recorded(received_at):
+        # compared across zones without conversion: 9999-12-31T23:00-05:00 is past year
+        # 9999 in UTC, where a conversion would overflow
+        reason = (RECORDED_YEAR_REASON if recorded > _LATEST_RECORDED
+                  else RECORDED_AFTER_RECEIVED_REASON)
+        raise InvalidEvent.single("recorded_at", reason, event_type=event.event_type)
+    if recorded < _EARLIEST_RECORDED:
+        raise InvalidEvent.single("recorded_at", RECORDED_YEAR_REASON,
                                   event_type=event.event_type)
     return event
+
+
+_EARLIEST_RECORDED = datetime(EARLIEST_RECORDED_YEAR, 1, 1, tzinfo=UTC)
+_LATEST_RECORDED = datetime(LATEST_CLINICAL_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=8)
+def _latest_recorded(received_at: datetime) -> datetime:
+    """The latest acceptable recorded_at for events received at ``received_at``."""
+    return min(received_at + RECORDED_AT_SLACK, _LATEST_RECORDED)
 
 
 _CURRENT_EVENT: TypeAdapter[ClinicalEvent] = TypeAdapter(

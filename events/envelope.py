@@ -7,8 +7,7 @@ zone-aware instant (kept in the zone it was sent in); it is what "as known on da
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, ClassVar
 from uuid import UUID
 
@@ -16,32 +15,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
     WithJsonSchema,
 )
 
-from mbcjourney.events.limits import (
-    EARLIEST_CLINICAL_YEAR,
-    EARLIEST_RECORDED_YEAR,
-    LATEST_CLINICAL_YEAR,
-)
-
-# An ISO 8601 date-time: ``YYYY-MM-DD`` then ``T`` (or a space) and ``HH:MM``.
-# pydantic alone also reads numbers and numeric strings as Unix timestamps, so
-# ``"20240115"`` would become 1970-08-23: the contract says ISO, and nothing else.
-_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
-ISO_DATE_TIME_REASON = "must be an ISO date-time (YYYY-MM-DDTHH:MM...)"
-
-
-def _iso_date_time(value: object) -> object:
-    if isinstance(value, str) and _ISO_DATE_TIME.match(value):
-        return value
-    if isinstance(value, datetime):  # a dict built in Python (tests, upcasters)
-        return value
-    raise ValueError(ISO_DATE_TIME_REASON)
+from mbcjourney.events.limits import EARLIEST_CLINICAL_YEAR, LATEST_CLINICAL_YEAR
 
 
 def _check_clinical_year(value: datetime) -> datetime:
@@ -53,49 +33,21 @@ def _check_clinical_year(value: datetime) -> datetime:
 
 
 # Validated natively by pydantic-core (no Python call on the hot path): a strict
-# date accepts exactly ``YYYY-MM-DD``; anything else must be an ISO date-time.
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _iso_date(value: object) -> object:
-    # A strict date still reads "1705276800" (a Unix time at midnight) as 2024-01-15.
-    # (The inner strict validator then sees Python values, so the text is parsed here.)
-    if isinstance(value, str):
-        if not _ISO_DATE.fullmatch(value):
-            raise ValueError("must be an ISO date YYYY-MM-DD")
-        return date.fromisoformat(value)
-    return value
-
-
+# date, else an ISO date-time.  pydantic also reads numeric text ("20240115") as a
+# Unix time; the codec refuses anything but ISO text before the model sees it.
 ClinicalDate = Annotated[
     date,
-    BeforeValidator(_iso_date),
     Strict(),
     Field(ge=date(EARLIEST_CLINICAL_YEAR, 1, 1), le=date(LATEST_CLINICAL_YEAR, 12, 31)),
     WithJsonSchema({"format": "date", "type": "string"}),
 ]
-ClinicalDateTime = Annotated[
-    datetime, BeforeValidator(_iso_date_time), AfterValidator(_check_clinical_year)
-]
+ClinicalDateTime = Annotated[datetime, AfterValidator(_check_clinical_year)]
 ClinicalTime = Annotated[ClinicalDate | ClinicalDateTime, Field(union_mode="left_to_right")]
 
 
-def _check_recorded_year(value: datetime) -> datetime:
-    # Checked in UTC, where the log stores it: 9999-12-31T23:00-05:00 is year 10000 there,
-    # which no datetime can hold (OverflowError on conversion).
-    try:
-        year = value.astimezone(UTC).year
-    except OverflowError:
-        year = 10_000
-    if not EARLIEST_RECORDED_YEAR <= year <= LATEST_CLINICAL_YEAR:
-        raise ValueError(f"year must be between {EARLIEST_RECORDED_YEAR} and "
-                         f"{LATEST_CLINICAL_YEAR} (UTC)")
-    return value
-
-
-RecordedTime = Annotated[
-    AwareDatetime, BeforeValidator(_iso_date_time), AfterValidator(_check_recorded_year)
-]
+# Also checked where wire text is decoded (events/codec.py): ISO text only, and the
+# range of recorded_at against the moment the event was received.
+RecordedTime = AwareDatetime
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
