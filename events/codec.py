@@ -15,9 +15,9 @@ from typing import Annotated, Any
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
-from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events.catalogue import ClinicalEvent
 from mbcjourney.events.envelope import EARLIEST_CLINICAL_YEAR, LATEST_CLINICAL_YEAR, Envelope
+from mbcjourney.events.errors import FieldError, InvalidEvent
 from mbcjourney.events.registry import CURRENT_VERSION, REGISTRY
 from mbcjourney.events.upcasters import upcast
 

@@ -17,10 +17,10 @@ from typing import BinaryIO, NamedTuple
 
 import structlog
 
-from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_with_body
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
 

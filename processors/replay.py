@@ -76,10 +76,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
-from mbcjourney import analyst
-from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import body_hash, decode_current, decode_with_body
+from mbcjourney.events.errors import ConfigurationError, InvalidEvent
+from mbcjourney.processors.analyst_loader import load_projection
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key, sqlite_file
 from mbcjourney.processors.eventlog import is_repeat
@@ -95,10 +95,10 @@ from mbcjourney.processors.sources import (
 )
 from mbcjourney.processors.staging import StagedRow, Staging
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, journey_rows
-from mbcjourney.projections import View, build_history, project_journey
+from mbcjourney.projections import View, analyst, build_history, project_journey
 from mbcjourney.projections.history import PatientHistory
 from mbcjourney.projections.journey import Journey
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 log = structlog.get_logger(__name__)
 
@@ -507,7 +507,7 @@ def resolve_target(spec: str) -> JourneyTarget | AnalystTarget:
     if spec == BUILTIN:
         return JourneyTarget()
     if spec.endswith(".py") or ".py:" in spec or "/" in spec:
-        return AnalystTarget(analyst.load_projection(spec))
+        return AnalystTarget(load_projection(spec))
     raise ConfigurationError(f"--projection {spec!r}: not a built-in projection ({BUILTIN}) "
                              "nor a Python file (path/to/module.py[:object])")
 
