@@ -22,13 +22,14 @@ $(STAMP): $(LOCK) pyproject.toml
 demo: $(STAMP)
 	$(BIN)/journey demo
 
-## Start PostgreSQL and Kafka from infra/, run lint, type checks and the whole test suite.
+## Start PostgreSQL and Kafka from infra/, run lint, type checks, import contracts and all tests.
 test: $(STAMP)
 	bash infra/run-tests.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python infra/typecheck.py
+	$(BIN)/python infra/lint_imports.py --no-logo
 
 ## Benchmarks (figures printed beside a baseline measured in the same run).
 bench: $(STAMP)

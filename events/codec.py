@@ -19,9 +19,9 @@ import jiter
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent
 from mbcjourney.events.envelope import Envelope
+from mbcjourney.events.errors import FieldError, InvalidEvent
 from mbcjourney.events.limits import (
     EARLIEST_CLINICAL_YEAR,
     EARLIEST_RECORDED_YEAR,

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mbcjourney.errors import InvalidEvent
+from mbcjourney.events.errors import InvalidEvent
 
 RawEvent = dict[str, Any]
 Upcaster = Callable[[RawEvent], RawEvent]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: real PostgreSQL and real Kafka (KRaft) from
-# this repo's own scripts, Chromium from Debian, then lint, type checks and pytest.
-# Services this script started are stopped on exit.
+# this repo's own scripts, Chromium from Debian, then lint, type checks, import contracts
+# and pytest.  Services this script started are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -38,5 +38,7 @@ echo "== ruff"
 $BIN/ruff check .
 echo "== mypy (strict)"
 $BIN/python infra/typecheck.py
+echo "== lint-imports (layering contracts)"
+$BIN/python infra/lint_imports.py --no-logo
 echo "== pytest"
 $BIN/python -m pytest "$@"

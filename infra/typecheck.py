@@ -17,16 +17,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_tree() -> Path:
+def build_tree(tree: Path = ROOT / ".typecheck") -> Path:
+    """The link tree of the installed layout, rebuilt in ``tree``; also used by lint-imports."""
     mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-dir"]
-    tree = ROOT / ".typecheck"
     shutil.rmtree(tree, ignore_errors=True)
     root_pkg = tree / "mbcjourney"
     root_pkg.mkdir(parents=True)
     for entry in (ROOT / mapping["mbcjourney"]).iterdir():
         if entry.suffix in (".py", ".typed") or (entry / "__init__.py").is_file():
             (root_pkg / entry.name).symlink_to(entry)
+        elif entry.is_dir() and (entry / "__init__.py").is_file():  # mbcjourney.cli
+            (root_pkg / entry.name).symlink_to(entry, target_is_directory=True)
     for name, folder in mapping.items():
         if name != "mbcjourney":
             (tree / Path(*name.split("."))).symlink_to(ROOT / folder, target_is_directory=True)

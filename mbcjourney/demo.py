@@ -14,7 +14,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mbcjourney.engine import EmbeddedEngine, decode_workers
+from mbcjourney.bootstrap import open_engine
+from mbcjourney.engine import decode_workers
 from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.settings import ClinicalSettings
 from mbcjourney.simulate import SimulationSettings, write_cohort
@@ -52,8 +53,7 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
     echo(f"simulated {simulated.lines} input lines for {simulated.patients} patients "
          f"-> {cohort}")
 
-    engine = EmbeddedEngine(f"sqlite:///{db_path}", settings)
-    try:
+    with open_engine(f"sqlite:///{db_path}", settings, create=True) as engine:
         with cohort.open("rb") as stream, progress(simulated.lines, "ev", "ingest") as advance:
             summary = engine.ingest(numbered_lines(stream), origin=cohort.name,
                                     received_at=datetime.now(UTC), on_batch=advance,
@@ -64,8 +64,6 @@ def run_demo(workdir: Path, *, patients: int, seed: int, settings: ClinicalSetti
         line_rows = engine.line_rows()
         overdue = engine.overdue(sim.data_cutoff)
         findings = engine.finding_rows()
-    finally:
-        engine.close()
 
     echo(f"ingested: {summary.accepted} accepted, {summary.duplicates} duplicates, "
          f"{summary.rejected_total} rejected (dead-lettered with their original bytes)")

@@ -1,9 +1,14 @@
 """The embedded engine: SQLite (or PostgreSQL) event log + projection store, one process.
 
-The composition root of the embedded deployment: it builds the engine, the log
-and the store from a URL and the clinical settings, and offers the operations the
-CLI exposes.  The projection store is a consumer of the log like any other: it
-records the last log position it has projected, and catches up before it is read.
+:class:`EmbeddedEngine` offers the operations the CLI exposes over one database
+(:class:`EmbeddedStorage`: the log, the projection store and the alert actions).
+It is built by the composition root, :func:`mbcjourney.bootstrap.open_engine`,
+and is a context manager: ``with open_engine(url) as engine: ...`` closes it.
+The projection store is a consumer of the log like any other: it records the
+last log position it has projected, and catches up before it is read.
+
+``project``, ``overdue_view`` and ``end_of_day`` live with the projections
+(:mod:`mbcjourney.projections.views`) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
+from types import TracebackType
 
 import structlog
+from sqlalchemy.engine import Engine
 
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.processors.alert_actions import AlertActionLog, AlertActions
@@ -28,9 +35,21 @@ from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, Vie
 from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
 from mbcjourney.projections.facts import collect_facts
 from mbcjourney.projections.findings import Finding
-from mbcjourney.projections.journey import centre_of, project_journey
+from mbcjourney.projections.journey import centre_of
 from mbcjourney.projections.schedule import DueAssessment
-from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.projections.views import end_of_day, overdue_view, project
+
+__all__ = [
+    "AlertRow",
+    "EmbeddedEngine",
+    "EmbeddedStorage",
+    "decode_workers",
+    "end_of_day",
+    "overdue_rows",
+    "overdue_view",
+    "project",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -51,25 +70,6 @@ def decode_workers(lines: int | None) -> int:
     return os.cpu_count() or 1
 
 Progress = Callable[[int], None]
-
-
-def end_of_day(day: date) -> datetime:
-    """The last instant of ``day`` in UTC: "recorded on or before DATE"."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) - timedelta(
-        microseconds=1)
-
-
-def overdue_view(as_of: date, view: View = EVERYTHING) -> View:
-    """Facts that occurred and were recorded on or before ``as_of`` (within ``view``)."""
-    cutoff = as_of if view.cutoff is None else min(view.cutoff, as_of)
-    known = end_of_day(as_of) if view.known_at is None else min(view.known_at, end_of_day(as_of))
-    return View(cutoff=cutoff, known_at=known)
-
-
-def project(patient_id: str, events: Iterable[ClinicalEvent], settings: ClinicalSettings,
-            view: View = EVERYTHING) -> Journey:
-    """The one way every deployment turns a patient's events into a journey."""
-    return project_journey(build_history(patient_id, events, view), settings)
 
 
 def overdue_rows(journeys: Iterable[Journey], as_of: date) -> list[tuple[DueAssessment, int]]:
@@ -128,22 +128,59 @@ def project_range(db_url: str, settings: ClinicalSettings, between: tuple[str, s
     return len(journeys), journey_rows(journeys)
 
 
-class EmbeddedEngine:
-    def __init__(self, db_url: str, settings: ClinicalSettings = DEFAULT_CLINICAL) -> None:
-        self.db_url = db_url
-        self.settings = settings
-        self.engine = make_engine(db_url)
-        self.log = SqlEventLog(self.engine)
+@dataclass(frozen=True)
+class EmbeddedStorage:
+    """The one database of the embedded deployment: event log, projection store, alert actions."""
+
+    url: str
+    database: Engine
+    log: SqlEventLog
+    store: ProjectionStore
+    actions: AlertActionLog
+
+    @classmethod
+    def open(cls, url: str) -> EmbeddedStorage:
+        """Connect to ``url`` and create whatever tables are missing."""
+        database = make_engine(url)
+        log = SqlEventLog(database)
         # Readers follow the active version of the built-in projection (journey replay
         # + journey projections activate); the unversioned tables until one is activated.
-        self.store = ProjectionStore(self.engine, prefix=active_prefix(self.engine, "journey"))
-        self.actions = AlertActionLog(self.engine)
-        self.log.create()
-        self.store.create()
-        self.actions.create()
+        store = ProjectionStore(database, prefix=active_prefix(database, "journey"))
+        actions = AlertActionLog(database)
+        log.create()
+        store.create()
+        actions.create()
+        return cls(url, database, log, store, actions)
+
+
+class EmbeddedEngine:
+    """The embedded engine over ``storage``; a context manager that closes it.
+
+    Built by :func:`mbcjourney.bootstrap.open_engine`.  ``EmbeddedEngine(url)``
+    (a URL instead of the storage) still opens the storage itself, for scripts
+    written against the Python API before there was a composition root.
+    """
+
+    def __init__(self, storage: EmbeddedStorage | str,
+                 settings: ClinicalSettings = DEFAULT_CLINICAL) -> None:
+        if isinstance(storage, str):
+            storage = EmbeddedStorage.open(storage)
+        self.db_url = storage.url
+        self.settings = settings
+        self.engine = storage.database
+        self.log = storage.log
+        self.store = storage.store
+        self.actions = storage.actions
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> EmbeddedEngine:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
     # --- writing ---------------------------------------------------------------
 

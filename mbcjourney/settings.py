@@ -1,84 +1,19 @@
-"""Every clinical threshold and interval the engine uses, in one place, each cited.
+"""The entry points' settings: where the embedded database is.
 
-Projections receive a ``ClinicalSettings`` argument; nothing clinical is a bare
-literal elsewhere.  A study can override any value from a TOML or JSON file
-(``journey --settings study.toml ...``), e.g.::
-
-    [clinical]
-    grace_days = 7
-    imaging_interval_weeks_group3 = 6
+The clinical settings live with the projections that read them
+(:mod:`mbcjourney.projections.settings`); they are re-exported here so that
+``from mbcjourney.settings import ClinicalSettings`` goes on working.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
-from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
 
-from mbcjourney.errors import ConfigurationError
+__all__ = ["DEFAULT_CLINICAL", "DEFAULT_DB_URL", "ClinicalSettings", "database_url"]
 
 DEFAULT_DB_URL = "sqlite:///journey.db"
-
-
-class ClinicalSettings(BaseModel):
-    """Study parameters (DESIGN section 5), with the protocol's defaults."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    # Receptor status: ASCO/CAP 2018 (reaffirmed 2023) -- ER/PR positive at >= 1 %
-    # of stained nuclei; 1-10 % reported as "ER-low".
-    receptor_positive_min_percent: float = Field(1.0, ge=0, le=100)
-    er_low_max_percent: float = Field(10.0, ge=0, le=100)
-    # HER2 ISH groups (ASCO/CAP 2018): HER2/CEP17 ratio and mean HER2 copies per cell.
-    ish_ratio_threshold: float = Field(2.0, gt=0)
-    ish_copy_number_amplified: float = Field(4.0, gt=0)  # group 1 floor, group 5 ceiling
-    ish_copy_number_high: float = Field(6.0, gt=0)  # group 3 floor (ratio < 2.0)
-
-    # Imaging cadence: protocol "every 2 to 6 months according to patient group";
-    # study defaults inside that range (DESIGN section 5).
-    imaging_interval_weeks_group3: int = Field(8, ge=1)
-    imaging_interval_weeks_group1_chemotherapy: int = Field(8, ge=1)
-    imaging_interval_weeks_group2: int = Field(12, ge=1)
-    imaging_interval_weeks_group1_endocrine: int = Field(12, ge=1)
-    imaging_interval_weeks_unknown_group: int = Field(8, ge=1)  # the shortest interval
-    grace_days: int = Field(14, ge=0)
-    # Bone scan for patients with bone metastases (protocol: "bone scan (for
-    # patients with bone metastasis)"); study default every 24 weeks.
-    bone_scan_interval_weeks: int = Field(24, ge=1)
-    # Biopsy at each progression (protocol: "metastasis biopsy samples done at
-    # baseline and at each progression"); study default within 42 days, no grace.
-    biopsy_due_days_after_progression: int = Field(42, ge=0)
-
-    # Drug classes that make a line "chemotherapy" for the group 1 cadence.
-    cytotoxic_classes: tuple[str, ...] = ("taxane", "anthracycline", "other_cytotoxic")
-
-    @classmethod
-    def from_file(cls, path: Path) -> ClinicalSettings:
-        """Load overrides from TOML (``[clinical]`` table) or JSON (``{"clinical": {...}}``)."""
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read settings file {path}: {exc.strerror}") from None
-        try:
-            data: dict[str, Any] = (
-                json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode())
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"settings file {path} is not valid: {exc}") from None
-        try:
-            return cls.model_validate(data.get("clinical", {}))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"settings file {path}: {problems}") from None
-
-
-DEFAULT_CLINICAL = ClinicalSettings()
 
 
 def database_url(explicit: str | None = None) -> str:

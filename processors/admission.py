@@ -29,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_stored, decode_with_body, same_fact
+from mbcjourney.events.errors import FieldError, InvalidEvent
 
 # --- the reasons of admission's own rules (decoding names its fields itself) ----------
 

@@ -84,9 +84,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-from mbcjourney.errors import ServiceUnavailable
 from mbcjourney.events.alerts import AlertRaised, AlertResolved
 from mbcjourney.events.alerts import Assessment as AssessmentName
+from mbcjourney.events.errors import ServiceUnavailable
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import Journey
 from mbcjourney.projections.alerts import alert_id, overdue_on, utc_day

@@ -26,7 +26,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.types import TypeEngine
 
-from mbcjourney.errors import ConfigurationError
+from mbcjourney.events.errors import ConfigurationError
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

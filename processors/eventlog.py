@@ -37,10 +37,10 @@ from sqlalchemy import (
     select,
 )
 
-from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored_row
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import create_tables, placeholder
 

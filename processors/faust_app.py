@@ -171,10 +171,15 @@ def _record(event: Any) -> SourceRecord:
                         round(message.timestamp * 1000))
 
 
-def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | None = None
-               ) -> Any:
-    """A faust app for ``config`` writing through ``sink``; run it with :func:`run_app`.
+SinkFactory = Callable[[Callable[[BaseException], None]], ProjectionSink]
 
+
+def create_app(config: WorkerConfig, sink: SinkFactory, alerts: LiveAlerts | None = None
+               ) -> Any:
+    """A faust app for ``config``, writing through a sink; run it with :func:`run_app`.
+
+    ``sink`` builds the projection sink given what to call when a write fails
+    for good (crash the app, so the worker stops): the app exists only here.
     With ``alerts``, the leader also runs the alert timer (windows passing with time).
     """
     import faust
@@ -225,9 +230,17 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
         value = app.consumer.highwater(TP(config.topic, partition))
         return int(value) if value is not None else None
 
+    crashing: set[asyncio.Future[Any]] = set()
+
+    def stop_on_failure(exc: BaseException) -> None:
+        crash = asyncio.ensure_future(app.crash(exc))
+        crashing.add(crash)
+        crash.add_done_callback(crashing.discard)
+
+    writer = sink(stop_on_failure)
     processor = BatchProcessor(
         histories=histories, changelog=table, dead_letters=TopicDeadLetters(dead_letters),
-        ranges=RangeReader(config.bootstrap, config.topic), sink=sink,
+        ranges=RangeReader(config.bootstrap, config.topic), sink=writer,
         settings=config.settings, topic=config.topic,
         generation=lambda: int(app.consumer_generation_id), highwater=highwater,
         batch_max=config.batch_max, project_every=config.project_every, freeze_gc=True,
@@ -247,16 +260,9 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
                             ) -> Awaitable[None]:
         return processor.handover()  # what this worker holds is stored before partitions move
 
-    crashing: set[asyncio.Future[Any]] = set()
-
     def processing_stopped(task: asyncio.Future[None]) -> None:
         if not task.cancelled():  # run() only ends by failing: the worker stops, loudly
             stop_on_failure(task.exception() or RuntimeError("batch processing ended"))
-
-    def stop_on_failure(exc: BaseException) -> None:
-        crash = asyncio.ensure_future(app.crash(exc))
-        crashing.add(crash)
-        crash.add_done_callback(crashing.discard)
 
     if config.heartbeat_file is not None:
         alive = config.heartbeat_file
@@ -279,11 +285,10 @@ def create_app(config: WorkerConfig, sink: ProjectionSink, alerts: LiveAlerts | 
         timer_tick = alerts.timer_tick
 
         async def evaluate_alerts() -> None:  # on the write thread: never beside a write
-            await asyncio.get_running_loop().run_in_executor(sink.executor, timer_tick)
+            await asyncio.get_running_loop().run_in_executor(writer.executor, timer_tick)
 
         app.timer(interval=alerts.interval_s, on_leader=True, name="alerts")(evaluate_alerts)
 
-    sink.on_failure = stop_on_failure
     # mode's SignalHandlerT (mypy_extensions VarArg/NamedArg) matches no function under
     # mypy 2, not even its documented receiver shape.
     app.on_partitions_revoked.connect(before_handing_over)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from typing import BinaryIO, NamedTuple
 
 import structlog
 
-from mbcjourney.errors import InvalidEvent
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import (
     CONFLICT,
     BirthYears,

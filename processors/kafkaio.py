@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from mbcjourney.errors import ConfigurationError, ServiceUnavailable
+from mbcjourney.events.errors import ConfigurationError, ServiceUnavailable
 from mbcjourney.processors.eventlog import DeadLetter
 
 log = structlog.get_logger(__name__)

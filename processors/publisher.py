@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from mbcjourney.errors import InvalidEvent, ServiceUnavailable
+from mbcjourney.events.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.ingest import BATCH_SIZE, LineSummary, validate_lines

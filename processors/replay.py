@@ -76,9 +76,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
-from mbcjourney import analyst
-from mbcjourney.errors import ConfigurationError, InvalidEvent
 from mbcjourney.events.codec import body_hash
+from mbcjourney.events.errors import ConfigurationError, InvalidEvent
 from mbcjourney.processors.admission import (
     CONFLICT,
     TOMBSTONE,
@@ -88,6 +87,7 @@ from mbcjourney.processors.admission import (
     decode_record,
     is_repeat,
 )
+from mbcjourney.processors.analyst_loader import load_projection
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import BulkInsert, bound_memory, patient_key, sqlite_file
 from mbcjourney.processors.sources import (
@@ -101,10 +101,10 @@ from mbcjourney.processors.sources import (
 )
 from mbcjourney.processors.staging import StagedRow, Staging
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, journey_rows
-from mbcjourney.projections import View, build_history, project_journey
+from mbcjourney.projections import View, analyst, build_history, project_journey
 from mbcjourney.projections.history import PatientHistory
 from mbcjourney.projections.journey import Journey
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 log = structlog.get_logger(__name__)
 
@@ -513,7 +513,7 @@ def resolve_target(spec: str) -> JourneyTarget | AnalystTarget:
     if spec == BUILTIN:
         return JourneyTarget()
     if spec.endswith(".py") or ".py:" in spec or "/" in spec:
-        return AnalystTarget(analyst.load_projection(spec))
+        return AnalystTarget(load_projection(spec))
     raise ConfigurationError(f"--projection {spec!r}: not a built-in projection ({BUILTIN}) "
                              "nor a Python file (path/to/module.py[:object])")
 

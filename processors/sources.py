@@ -40,9 +40,9 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy.engine import make_url
 
-from mbcjourney.errors import ConfigurationError, InvalidEvent, ServiceUnavailable
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import decode_stored_row
+from mbcjourney.events.errors import ConfigurationError, InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.eventlog import _utc_text
 from mbcjourney.processors.kafkaio import connect
 

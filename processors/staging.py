@@ -50,7 +50,7 @@ from sqlalchemy import (
     select,
 )
 
-from mbcjourney.errors import ConfigurationError
+from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.processors.db import (
     bound_memory,
     copy_rows,

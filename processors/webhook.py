@@ -39,8 +39,8 @@ from pathlib import Path
 import structlog
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select
 
-from mbcjourney.errors import ConfigurationError
 from mbcjourney.events.alerts import AlertRaised
+from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.processors.alerting import (
     OPEN,
     AlertRecord,

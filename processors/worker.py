@@ -1,13 +1,13 @@
 """The live projection worker: event topic in, projection rows in PostgreSQL out.
 
-``run_worker`` is the composition root of the scale-out deployment (the faust app
-itself is built in :mod:`~mbcjourney.processors.faust_app`); :class:`BatchProcessor`
-is the processing, written against small ports so it runs with fakes in the unit
-tests.  Records arrive in chunks (``stream.take_events``), handed to a processing
-task so that the consumer fills the next chunk meanwhile; live, what is held is
-processed at once; while catching up on a backlog (``BACKLOG_LAG`` records behind
-or more), chunks are gathered into batches of up to ``batch_max`` records, so a
-patient is projected and written once for many events.
+The scale-out deployment is assembled by :func:`mbcjourney.bootstrap.run_worker`
+(the faust app itself is built in :mod:`~mbcjourney.processors.faust_app`);
+:class:`BatchProcessor` is the processing, written against small ports so it runs
+with fakes in the unit tests.  Records arrive in chunks (``stream.take_events``),
+handed to a processing task so that the consumer fills the next chunk meanwhile;
+live, what is held is processed at once; while catching up on a backlog
+(``BACKLOG_LAG`` records behind or more), chunks are gathered into batches of up to
+``batch_max`` records, so a patient is projected and written once for many events.
 Per batch:
 
 1. **Contiguity.**  Per partition, the worker knows the last offset it projected
@@ -21,7 +21,7 @@ Per batch:
    in the embedded log.
 3. **Projection.**  Every patient touched by a record beyond the checkpoint is
    re-projected once per batch from their whole history, with
-   :func:`mbcjourney.engine.project`; late and out-of-order facts just change
+   :func:`mbcjourney.projections.views.project`; late and out-of-order facts just change
    what that fold sees.  Far behind a backlog, batches only extend histories
    (step 4's deltas included) until ``PROJECT_EVERY`` records are applied or the
    backlog is nearly through; every patient touched meanwhile is then projected
@@ -54,12 +54,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from mbcjourney.engine import project
-from mbcjourney.errors import InvalidEvent
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.eventlog import DeadLetter
@@ -72,7 +71,8 @@ from mbcjourney.processors.histories import (
 from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC, SourceRecord
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import Journey
-from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.projections.views import project
 
 if TYPE_CHECKING:
     from mbcjourney.processors.alerting import AlertConfig
@@ -550,38 +550,3 @@ class _Clock:
     def laps_ms(self) -> dict[str, float]:
         total = time.perf_counter() - self.started
         return {f"{k}_ms": round(v * 1000, 1) for k, v in {**self.laps, "total": total}.items()}
-
-
-# --- composition root --------------------------------------------------------------------
-
-
-def run_worker(config: WorkerConfig) -> NoReturn:
-    """Check the topics, open PostgreSQL, build the faust app and run it until stopped."""
-    from mbcjourney.processors.db import make_engine
-    from mbcjourney.processors.faust_app import create_app, run_app, use_uvloop
-    from mbcjourney.processors.kafkaio import require_topics
-
-    use_uvloop()  # before the app exists: the app binds the event loop policy
-    require_topics(config.bootstrap, {config.topic: config.partitions,
-                                      config.dead_letter_topic: None})
-    engine = make_engine(config.db_url)
-    store = ProjectionStore(engine)
-    store.create()
-    alerting = None
-    if config.alerts is not None:
-        from mbcjourney.processors.alerting_live import open_live_alerting
-
-        alerting = open_live_alerting(config.alerts, store, bootstrap=config.bootstrap,
-                                      topic=config.topic, consumer=config.consumer)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journey-sink")
-    try:
-        sink = ProjectionSink(store, config.consumer, executor,
-                              write=alerting.alerts.write if alerting is not None else None)
-        app = create_app(config, sink, alerting.alerts if alerting is not None else None)
-        run_app(app, config)
-    finally:
-        executor.shutdown(wait=True)
-        if alerting is not None:
-            alerting.close()
-        engine.dispose()
-

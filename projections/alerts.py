@@ -37,7 +37,7 @@ from mbcjourney.events.catalogue import (
 from mbcjourney.projections.history import View, build_history
 from mbcjourney.projections.journey import schedule_only
 from mbcjourney.projections.schedule import Assessment, DueAssessment
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 ALERT_NAMESPACE = uuid.UUID("5b0c7a52-3c1e-4d0e-9a7e-2f6d3b8e1a10")
 

@@ -39,7 +39,7 @@ from mbcjourney.projections.receptors import (
     classify,
 )
 from mbcjourney.projections.schedule import DueAssessment, due_assessments
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 
 class PatientStatus(StrEnum):

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from mbcjourney.events.catalogue import IhcRecordedPayload
 from mbcjourney.events.vocabulary import Her2Ihc, Her2Ish
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 
 class HrStatus(StrEnum):

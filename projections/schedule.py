@@ -20,7 +20,7 @@ from mbcjourney.events.vocabulary import MetastaticSite
 from mbcjourney.projections.facts import PatientFacts
 from mbcjourney.projections.lines import Line, line_in_progress
 from mbcjourney.projections.receptors import Group
-from mbcjourney.settings import ClinicalSettings
+from mbcjourney.projections.settings import ClinicalSettings
 
 
 class Assessment(StrEnum):

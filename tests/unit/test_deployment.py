@@ -14,7 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mbcjourney.cli import cli, worker
+from mbcjourney.cli import cli
+from mbcjourney.cli.live import worker
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -111,7 +111,8 @@ def test_the_worker_app_consumes_through_the_eager_consumer() -> None:
     store = ProjectionStore(make_engine("sqlite://"))
     with ThreadPoolExecutor(1) as executor:
         app = create_app(WorkerConfig(bootstrap="127.0.0.1:9", db_url="sqlite://"),
-                         ProjectionSink(store, "worker:test", executor))
+                         lambda stop: ProjectionSink(store, "worker:test", executor,
+                                                     on_failure=stop))
     assert app.transport.Consumer is EagerFirstConsumer
     assert app.conf.consumer_max_fetch_size == FETCH_BYTES_PER_PARTITION
 

@@ -1,7 +1,6 @@
 """``journey replay`` and ``journey projections``: versioned rebuilds and analyst projections.
 
-A thin shell over :mod:`mbcjourney.processors.replay`; the commands register on
-the ``journey`` group when :mod:`mbcjourney.cli` imports this module.
+A thin shell over :mod:`mbcjourney.processors.replay`.
 """
 
 from __future__ import annotations
@@ -16,11 +15,17 @@ import click
 from sqlalchemy import MetaData, String, Table, select
 from sqlalchemy.engine import make_url
 
-from mbcjourney.cli import Context, _instant, cli, db_option, output_options, pass_context
-from mbcjourney.cli import view_options as _view_options
-from mbcjourney.errors import ConfigurationError
+from mbcjourney.bootstrap import open_database
+from mbcjourney.cli.options import (
+    Context,
+    db_option,
+    output_options,
+    parse_instant,
+    pass_context,
+    view_options,
+)
+from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.exports import write_table
-from mbcjourney.processors.db import existing_database, make_engine
 from mbcjourney.processors.replay import (
     BATCH_PATIENTS,
     Replay,
@@ -46,7 +51,7 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@cli.command()
+@click.command()
 @click.option("--source", "source_spec", required=True, metavar="SOURCE",
               help="kafka://HOST:PORT/TOPIC, sqlite:///PATH (an embedded event log, read-only) "
                    "or a JSON Lines FILE.")
@@ -56,8 +61,8 @@ def _safe(url: str) -> str:
 @click.option("--into", envvar="JOURNEY_DB", default=None, metavar="URL",
               help="Database receiving the new version (default: JOURNEY_DB, else "
                    "sqlite:///journey.db).")
-@_view_options
-@click.option("--received-at", "received", callback=_instant, metavar="DATE-TIME",
+@view_options
+@click.option("--received-at", "received", callback=parse_instant, metavar="DATE-TIME",
               help="JSON Lines only: the instant stamped on lines without recorded_at "
                    "(default: the file's modification time).")
 @click.option("--activate", "activate_now", is_flag=True,
@@ -92,20 +97,18 @@ def replay(ctx: Context, source_spec: str, projection_spec: str, into: str | Non
         # kafka-python's I/O thread warns whenever record checks hold the GIL for 0.1 s.
         logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     url = database_url(into)
-    engine = make_engine(url)
-    runner = Replay(engine, source, target, ctx.settings,
-                    ReplayOptions(View(cutoff, known_at), batch_patients, activate_now),
-                    progress=ctx.progress)
-    try:
-        result = runner.run()
-    except KeyboardInterrupt:
-        info = getattr(runner, "info", None)
-        which = f"{info.name} version {info.version}" if info else "the build"
-        click.echo(f"interrupted: {which} is unfinished; run the same command again to "
-                   "resume it", err=True)
-        sys.exit(130)
-    finally:
-        engine.dispose()
+    with open_database(url, create=True) as engine:
+        runner = Replay(engine, source, target, ctx.settings,
+                        ReplayOptions(View(cutoff, known_at), batch_patients, activate_now),
+                        progress=ctx.progress)
+        try:
+            result = runner.run()
+        except KeyboardInterrupt:
+            info = getattr(runner, "info", None)
+            which = f"{info.name} version {info.version}" if info else "the build"
+            click.echo(f"interrupted: {which} is unfinished; run the same command again to "
+                       "resume it", err=True)
+            sys.exit(130)
     _print_result(result, _safe(url))
 
 
@@ -134,13 +137,9 @@ def _print_result(result: ReplayResult, url: str) -> None:
 # --- journey projections ---------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def projections() -> None:
     """Versions of projections built by `journey replay`: list, activate, export, drop."""
-
-
-def _engine(db: str | None) -> Any:
-    return make_engine(existing_database(database_url(db)))
 
 
 def _row(v: VersionInfo) -> tuple[object, ...]:
@@ -157,49 +156,40 @@ def _row(v: VersionInfo) -> tuple[object, ...]:
             v.content_hash, v.build_id, progress)
 
 
-@projections.command("list")
+@click.command("list")
 @click.option("--name", default=None, help="Only this projection.")
 @db_option
 @output_options
 def projections_list(name: str | None, db: str | None, fmt: str, output: Path | None) -> None:
     """Every version: status (building, complete, active, retired), source, options, hash."""
-    engine = _engine(db)
-    try:
+    with open_database(db) as engine:
         found = versions(engine, name)
-    finally:
-        engine.dispose()
     write_table(LIST_COLUMNS, [_row(v) for v in found], fmt, output, sys.stdout.buffer)
 
 
-@projections.command("activate")
+@click.command("activate")
 @click.argument("name")
 @click.argument("version", type=click.IntRange(1))
 @db_option
 def projections_activate(name: str, version: int, db: str | None) -> None:
     """Make VERSION the one readers see (the previous one is retired), atomically."""
-    engine = _engine(db)
-    try:
+    with open_database(db) as engine:
         info = activate(engine, name, version)
-    finally:
-        engine.dispose()
     click.echo(f"{info.name} version {info.version} is active (tables {info.prefix}*)")
 
 
-@projections.command("drop")
+@click.command("drop")
 @click.argument("name")
 @click.argument("version", type=click.IntRange(1))
 @db_option
 def projections_drop(name: str, version: int, db: str | None) -> None:
     """Drop VERSION's tables and forget it (never the active version)."""
-    engine = _engine(db)
-    try:
+    with open_database(db) as engine:
         info = drop_version(engine, name, version)
-    finally:
-        engine.dispose()
     click.echo(f"dropped {info.name} version {info.version} ({len(info.tables)} tables)")
 
 
-@projections.command("export")
+@click.command("export")
 @click.argument("name")
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.option("--table", "table_name", default=None,
@@ -213,8 +203,7 @@ def projections_export(name: str, version: int | None, table_name: str | None, d
 
     Example: journey projections export progression_to_biopsy --db sqlite:///analysis.db
     """
-    engine = _engine(db)
-    try:
+    with open_database(db) as engine:
         info = _chosen(engine, name, version)
         outputs = list(info.row_counts)
         if table_name is None:
@@ -231,8 +220,6 @@ def projections_export(name: str, version: int | None, table_name: str | None, d
                  for c in table.primary_key.columns]
         with engine.connect() as conn:
             rows = [tuple(r) for r in conn.execute(select(table).order_by(*order))]
-    finally:
-        engine.dispose()
     write_table(tuple(str(c.name) for c in table.columns), rows, fmt, output,
                 sys.stdout.buffer)
 

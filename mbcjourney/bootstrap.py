@@ -1,0 +1,167 @@
+"""The composition root: every deployment is built here, from settings, and nowhere else.
+
+Each builder takes settings (a URL, :class:`ClinicalSettings`, a
+:class:`WorkerConfig`), opens the infrastructure (database engines, Kafka
+producers and consumers, the faust app), and passes it to the constructors of
+the objects that use it; nothing is set on an object after it is built, and
+nothing is built at import time.  What a builder opens, it closes: the embedded
+engine is a context manager, the worker closes everything when it stops.
+
+    embedded engine   :func:`open_engine`          every ``journey`` command on ``--db``
+    a database        :func:`open_database`        ``journey replay``, ``journey projections``
+    a publisher       :func:`open_publisher`       ``journey publish``
+    live worker       :func:`run_worker`           ``journey worker``
+    live alerting     :func:`open_live_alerting`   ``journey worker --alerts``
+
+Adding a deployment (the HTTP service is next): give it a settings object (like
+:class:`WorkerConfig`), write one builder here, ``open_service(config) ->
+Service``, that opens what it needs with the same pieces (``open_engine`` for
+the embedded database, or ``make_engine`` + ``ProjectionStore`` for PostgreSQL)
+and passes them to the service's constructor; its entry point (a
+``journey serve`` command in :mod:`mbcjourney.cli`) only parses options into
+the settings and calls the builder.  The layering contract in pyproject.toml
+keeps this module above the processors: they never import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from mbcjourney.engine import EmbeddedEngine, EmbeddedStorage
+from mbcjourney.processors.alerting import AlertConfig, AlertTables, KafkaEmitter, LiveAlerts
+from mbcjourney.processors.alerting_live import LiveAlerting, LogProgress
+from mbcjourney.processors.db import existing_database, make_engine
+from mbcjourney.processors.kafkaio import require_topics
+from mbcjourney.processors.publisher import open_producer
+from mbcjourney.processors.store import ProjectionStore
+from mbcjourney.processors.webhook import DeliveryLog, LiveDelivery, WebhookSender, load_webhooks
+from mbcjourney.processors.worker import ProjectionSink, WorkerConfig
+from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.settings import database_url
+
+__all__ = ["open_database", "open_engine", "open_live_alerting", "open_publisher", "run_worker"]
+
+log = structlog.get_logger(__name__)
+
+
+# --- embedded engine -------------------------------------------------------------------
+
+
+def open_engine(db: str | None = None, settings: ClinicalSettings = DEFAULT_CLINICAL, *,
+                create: bool = False) -> EmbeddedEngine:
+    """The embedded engine on ``db`` (else ``JOURNEY_DB``, else ``sqlite:///journey.db``).
+
+    Only commands that write events may ``create`` a missing database file; any
+    other command names the mistyped URL instead of reading an empty database.
+    Use it as a context manager: ``with open_engine(url) as engine: ...``.
+    """
+    url = database_url(db)
+    return EmbeddedEngine(EmbeddedStorage.open(url if create else existing_database(url)),
+                          settings)
+
+
+@contextmanager
+def open_database(db: str | None = None, *, create: bool = False) -> Iterator[Engine]:
+    """A SQLAlchemy engine on ``db`` (as :func:`open_engine` finds it), disposed on exit."""
+    url = database_url(db)
+    engine = make_engine(url if create else existing_database(url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# --- publishing ------------------------------------------------------------------------
+
+
+@contextmanager
+def open_publisher(bootstrap: str, topics: Iterable[str]) -> Iterator[Any]:
+    """A Kafka producer (acks=all, idempotent) once ``topics`` exist; flushed and closed on exit."""
+    require_topics(bootstrap, dict.fromkeys(topics))
+    producer = open_producer(bootstrap)
+    try:
+        yield producer
+    finally:
+        producer.close(timeout=30)
+
+
+# --- live worker -----------------------------------------------------------------------
+
+
+def run_worker(config: WorkerConfig) -> NoReturn:
+    """Check the topics, open PostgreSQL, build the faust app and run it until stopped."""
+    from mbcjourney.processors.faust_app import create_app, run_app, use_uvloop
+
+    use_uvloop()  # before the app exists: the app binds the event loop policy
+    require_topics(config.bootstrap, {config.topic: config.partitions,
+                                      config.dead_letter_topic: None})
+    engine = make_engine(config.db_url)
+    try:
+        store = ProjectionStore(engine)
+        store.create()
+        alerting = None
+        if config.alerts is not None:
+            alerting = open_live_alerting(config.alerts, store, bootstrap=config.bootstrap,
+                                          topic=config.topic, consumer=config.consumer)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journey-sink")
+        try:
+            alerts = alerting.alerts if alerting is not None else None
+            write = alerts.write if alerts is not None else None
+
+            def sink(on_failure: Callable[[BaseException], None]) -> ProjectionSink:
+                """The store's writer; ``on_failure`` (stop the app) is the app's to give."""
+                return ProjectionSink(store, config.consumer, executor, on_failure=on_failure,
+                                      write=write)
+
+            run_app(create_app(config, sink, alerts), config)
+        finally:
+            executor.shutdown(wait=True)
+            if alerting is not None:
+                alerting.close()
+    finally:
+        engine.dispose()
+
+
+# --- live alerting ---------------------------------------------------------------------
+
+
+def open_live_alerting(config: AlertConfig, store: ProjectionStore, *, bootstrap: str,
+                       topic: str, consumer: str) -> LiveAlerting:
+    """Tables, the alert topic's producer (acks=all, idempotent), the webhook delivery.
+
+    ``topic`` is the event topic and ``consumer`` the owner of the store's
+    checkpoints on it: together, how far the store has read.
+    """
+    routes = load_webhooks(config.webhooks) if config.webhooks is not None else None
+    require_topics(bootstrap, {config.topic: None})
+    tables = AlertTables(store.prefix)
+    tables.create(store.engine)
+    closers: list[Callable[[], None]] = []
+    try:
+        emitter = KafkaEmitter(open_producer(bootstrap, linger_ms=5,
+                                             client_id="journey-alerts"), config.topic)
+        closers.append(emitter.close)
+        progress = delivery = None
+        if routes is not None:
+            progress = LogProgress(bootstrap, topic, store, consumer)
+            closers.append(progress.close)
+            deliveries = DeliveryLog(store.engine, store.prefix)
+            deliveries.create()
+            delivery = LiveDelivery(store.engine, tables, deliveries, WebhookSender(routes),
+                                    clock=config.clock)
+            closers.append(delivery.close)
+        alerts = LiveAlerts(store, clock=config.clock, emitter=emitter, delivery=delivery,
+                            progress=progress, tables=tables, interval_s=config.interval_s)
+    except BaseException:
+        while closers:
+            closers.pop()()
+        raise
+    log.info("alerts.start", topic=config.topic, interval_s=config.interval_s,
+             webhooks=routes is not None)
+    return LiveAlerting(alerts, closers)
