@@ -154,7 +154,8 @@ class TopicReader:
         Each batch holds about ``batch`` records, as (partition, records) chunks in
         offset order per partition; ``positions`` is where each partition of ``ranges``
         resumes after it.  The last batch is the one that reaches every end (it may be
-        empty).  A record at or beyond its partition's end is never handed out.
+        empty; there is none when no range has a record due).  A record at or beyond
+        its partition's end is never handed out.
         """
         from aiokafka.errors import KafkaError
 
@@ -182,7 +183,7 @@ class TopicReader:
                 progressed = False
                 for tp, records in polled.items():
                     end = due[tp]
-                    if records[-1].offset >= end:
+                    if records and records[-1].offset >= end:
                         records = [r for r in records if r.offset < end]
                     if records:
                         chunks.append((tp.partition, records))
