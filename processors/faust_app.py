@@ -34,7 +34,8 @@ from yarl import URL
 
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import Histories
-from mbcjourney.processors.kafkaio import RangeReader, SourceRecord, dead_letter_message
+from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message
+from mbcjourney.processors.kafkaread import RangeReader
 from mbcjourney.processors.worker import (
     HEARTBEAT_S,
     TAKE_CHUNK,

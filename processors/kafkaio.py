@@ -1,7 +1,7 @@
 """Kafka plumbing shared by the publisher and the workers: records, dead letters, topic checks.
 
 * :class:`SourceRecord` is a consumed record reduced to what processing needs,
-  whichever client read it (faust in the worker, aiokafka when a gap is re-read).
+  whichever client read it (faust in the worker, ``kafkaread`` when a gap is re-read).
 * Dead letters on ``mbc.dead-letter``: the original bytes as the value, the
   patient id as the key when it could be read (else none), and the reason, the
   origin (``file:line`` or ``topic/partition/offset``) and the ids in headers --
@@ -15,7 +15,6 @@ import time.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -41,7 +40,6 @@ CONNECT_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_S = 2.0  # one TCP connection attempt
 PROBE_RETRY_S = 0.5
 RECONNECT_BACKOFF_MAX_MS = 1_000
-RANGE_READ_TIMEOUT_S = 120.0
 
 Headers = list[tuple[str, bytes]]
 T = TypeVar("T")
@@ -100,15 +98,25 @@ def connect(client: Callable[..., T], bootstrap: str, *,
     """
     from kafka.errors import KafkaError
 
-    deadline = time.monotonic() + timeout_s
-    _wait_until_reachable(bootstrap, deadline, timeout_s)
+    deadline = wait_for_broker(bootstrap, timeout_s)
     try:
         with _quiet_bootstrap():
             return client(bootstrap_servers=bootstrap.split(","),
                           bootstrap_timeout_ms=int(max(deadline - time.monotonic(), 1.0) * 1000),
                           reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **config)
     except KafkaError as exc:  # a socket answers, but not a Kafka broker
-        raise _unavailable(bootstrap, timeout_s, str(exc)) from None
+        raise unavailable(bootstrap, timeout_s, str(exc)) from None
+
+
+def wait_for_broker(bootstrap: str, timeout_s: float = CONNECT_TIMEOUT_S) -> float:
+    """Return once ``bootstrap`` accepts a TCP connection: the deadline a client has left.
+
+    One clear :class:`ServiceUnavailable` if none does within ``timeout_s``; every
+    client (kafka-python here, aiokafka in ``kafkaread``) is made after this probe.
+    """
+    deadline = time.monotonic() + timeout_s
+    _wait_until_reachable(bootstrap, deadline, timeout_s)
+    return deadline
 
 
 def _wait_until_reachable(bootstrap: str, deadline: float, timeout_s: float) -> None:
@@ -125,7 +133,7 @@ def _wait_until_reachable(bootstrap: str, deadline: float, timeout_s: float) -> 
                 error = f"{host}:{port}: {exc.strerror or type(exc).__name__}"
         left = deadline - time.monotonic()
         if left <= 0:
-            raise _unavailable(bootstrap, timeout_s, error)
+            raise unavailable(bootstrap, timeout_s, error)
         log.info("kafka.unreachable", bootstrap=bootstrap, attempt=attempt, error=error)
         time.sleep(min(PROBE_RETRY_S, left))  # a broker being started answers soon
 
@@ -143,7 +151,7 @@ def _addresses(bootstrap: str) -> list[tuple[str, int]]:
     return addresses
 
 
-def _unavailable(bootstrap: str, timeout_s: float, error: str) -> ServiceUnavailable:
+def unavailable(bootstrap: str, timeout_s: float, error: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"Kafka at {bootstrap} does not answer within {timeout_s:g} s ({error}); is the "
         "broker running? (bash infra/kafka/start.sh starts one)")
@@ -211,70 +219,3 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: int(offset) for tp, offset in ends.items()}
     finally:
         consumer.close()
-
-
-# --- reading a range again ---------------------------------------------------------
-
-
-class RangeReader:
-    """Re-reads ``[start, end)`` of one partition with aiokafka, outside any consumer group.
-
-    Used by a worker that finds offsets it never projected before the first one it
-    was handed (a crash after the offsets were committed, but before the
-    projection), or a table that lost its changelog.  Rare, so one short-lived
-    consumer per read.
-    """
-
-    def __init__(self, bootstrap: str, topic: str,
-                 timeout_s: float = RANGE_READ_TIMEOUT_S) -> None:
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.timeout_s = timeout_s
-
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-        from aiokafka.errors import KafkaError
-
-        if start >= end:
-            return []
-        tp = TopicPartition(self.topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="none",
-                                    client_id="journey-worker-range")
-        records: list[SourceRecord] = []
-        deadline = time.monotonic() + self.timeout_s
-        try:
-            await consumer.start()
-            consumer.assign([tp])
-            first = (await consumer.beginning_offsets([tp]))[tp]
-            if first > start:
-                raise ServiceUnavailable(
-                    f"{self.topic}[{partition}] offsets {start}..{first - 1} were deleted "
-                    f"(retention); the event log must keep every record (retention.ms=-1)")
-            consumer.seek(tp, start)
-            at = start
-            while at < end:
-                if time.monotonic() > deadline:
-                    raise ServiceUnavailable(
-                        f"re-reading {self.topic}[{partition}] {start}..{end - 1} timed out "
-                        f"at offset {at}")
-                batches = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-                for record in batches.get(tp, ()):
-                    if record.offset >= end:
-                        at = end
-                        break
-                    records.append(SourceRecord(partition, record.offset, record.key,
-                                                record.value, int(record.timestamp)))
-                    at = record.offset + 1
-                else:
-                    if not batches:
-                        # transaction markers leave holes: stop at the partition's end
-                        position = await consumer.position(tp)
-                        at = max(at, position)
-        except KafkaError as exc:
-            raise ServiceUnavailable(f"re-reading {self.topic}[{partition}]: {exc}") from None
-        finally:
-            await asyncio.shield(consumer.stop())
-        log.info("worker.range_read", topic=self.topic, partition=partition, start=start,
-                 end=end, records=len(records))
-        return records

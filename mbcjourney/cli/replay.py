@@ -5,7 +5,6 @@ A thin shell over :mod:`mbcjourney.processors.replay`.
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -38,7 +37,7 @@ from mbcjourney.processors.replay import (
     resolve_target,
     versions,
 )
-from mbcjourney.processors.sources import JsonlSource, KafkaSource, open_source
+from mbcjourney.processors.sources import JsonlSource, open_source
 from mbcjourney.projections import View
 from mbcjourney.settings import database_url
 
@@ -93,9 +92,6 @@ def replay(ctx: Context, source_spec: str, projection_spec: str, into: str | Non
     if received is not None and not isinstance(source, JsonlSource):
         raise click.BadParameter("only applies to a JSON Lines source",
                                  param_hint="--received-at")
-    if isinstance(source, KafkaSource):
-        # kafka-python's I/O thread warns whenever record checks hold the GIL for 0.1 s.
-        logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     url = database_url(into)
     with open_database(url, create=True) as engine:
         runner = Replay(engine, source, target, ctx.settings,

@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
+from mbcjourney.processors import sources
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.replay import JourneyTarget, Replay, ReplayOptions, table_hash
+from mbcjourney.processors.replay import (
+    JourneyTarget,
+    Replay,
+    ReplayOptions,
+    table_hash,
+    versions,
+)
 from mbcjourney.processors.sources import KafkaSource, open_source
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.settings import DEFAULT_CLINICAL
@@ -119,6 +126,49 @@ def test_replay_from_kafka_equals_the_log_and_leaves_live_groups_alone(
     for other in _group_ids(admin) - groups_before:
         assert set(_committed(kafka_bootstrap, other, topic, 3).values()) == {None}
     admin.close()
+
+
+class Interrupted(Exception):
+    """Stands for a crash after some committed staging batches."""
+
+
+def test_a_replay_interrupted_while_staging_resumes_to_its_snapshot(
+        kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "STAGE_BATCH", 1000)  # several staging batches
+    db = _live_db(tmp_path)
+    topic = kafka_topic_factory(3, prefix="replay")
+    published = _publish(kafka_bootstrap, topic, db)
+
+    def replay(into: Any, on_commit: Callable[[str, int], None] | None = None) -> Any:
+        source = open_source(f"kafka://{kafka_bootstrap}/{topic}")
+        return Replay(into, source, JourneyTarget(), DEFAULT_CLINICAL,
+                      ReplayOptions(batch_patients=50), on_commit=on_commit).run()
+
+    def interrupt(phase: str, committed: int) -> None:
+        if phase == "stage" and committed >= 3:
+            raise Interrupted
+
+    whole_db = make_engine(f"sqlite:///{tmp_path / 'whole.db'}")
+    whole = replay(whole_db)
+    whole_db.dispose()
+    into = make_engine(f"sqlite:///{tmp_path / 'into.db'}")
+    with pytest.raises(Interrupted):
+        replay(into, interrupt)
+    unfinished = versions(into, "journey")[-1]
+    assert unfinished.status == "building"
+    assert unfinished.progress["phase"] == "stage"
+    staged = unfinished.progress["staged"]
+    assert 0 < sum(staged.values()) < published
+    _publish(kafka_bootstrap, topic, db)  # after the snapshot: the resumed build ignores it
+
+    resumed = replay(into)
+    assert resumed.resumed_from == "stage"
+    assert resumed.info.version == unfinished.version
+    assert resumed.counts == whole.counts  # nothing read twice, nothing past the snapshot
+    assert resumed.counts.read == published
+    assert resumed.info.content_hash == whole.info.content_hash
+    into.dispose()
 
 
 def test_a_missing_topic_is_a_clear_error(kafka_bootstrap: str) -> None:
