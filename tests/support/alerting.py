@@ -28,6 +28,7 @@ from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.projections.alerts import day_start, utc_day
+from tests.support.polling import eventually
 
 
 class FakeClock:
@@ -197,8 +198,6 @@ def embedded_summary(rows: Iterable[AlertRow]) -> set[Summary]:
 
 def read_records(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[SourceRecord]:
     """Every record of ``topic``, from the beginning to the end offsets as of now."""
-    import time
-
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
@@ -209,13 +208,21 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[So
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[SourceRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reading {topic} to its end offsets timed out")
+
+        def at_the_ends() -> bool:
+            return all(consumer.position(tp) >= end for tp, end in ends.items())
+
+        def read_to_the_ends() -> bool:
+            if at_the_ends():
+                return True
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(SourceRecord(r.partition, r.offset, r.key, r.value,
                                             int(r.timestamp)) for r in batch)
+            return at_the_ends()
+
+        eventually(read_to_the_ends, timeout=timeout_s, interval=0,
+                   what=f"reading {topic} to its end offsets {ends}",
+                   detail=lambda: f"{len(records)} records read")
         return records
     finally:
         consumer.close()

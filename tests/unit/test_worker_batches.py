@@ -8,7 +8,6 @@ would, and the rows are compared with the embedded engine's for the same file.
 from __future__ import annotations
 
 import asyncio
-import time
 import zlib
 from collections.abc import Awaitable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
 from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.builders import PatientBuilder, dumps
+from tests.support.polling import eventually_async
 
 PARTITIONS = 3
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
@@ -447,12 +447,16 @@ def test_rows_held_back_are_written_once_nothing_more_arrives(
         try:
             for chunk in in_batches(topic.everything(), 300):
                 await worker.processor.hand(chunk)
-            deadline = time.monotonic() + 30
-            while (done := store.checkpoint(f"worker:{TOPIC}")) != {
-                    p: n - 1 for p, n in ends.items()}:
-                assert time.monotonic() < deadline, f"rows not written: {done}"
-                await asyncio.sleep(0.02)
-            return done
+            written = {p: n - 1 for p, n in ends.items()}
+
+            async def all_written() -> bool:
+                return store.checkpoint(f"worker:{TOPIC}") == written
+
+            await eventually_async(
+                all_written, timeout=30,
+                what=f"checkpoints at {written}",
+                detail=lambda: f"rows not written: {store.checkpoint(f'worker:{TOPIC}')}")
+            return store.checkpoint(f"worker:{TOPIC}")
         finally:
             running.cancel()
 
