@@ -36,19 +36,14 @@ import sqlalchemy as sa
 from mbcjourney.engine import EmbeddedEngine, project
 from mbcjourney.processors.alerting import OPEN, RESOLVED, AlertRecord, KafkaEmitter, LiveAlerts
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.processors.kafkaio import end_offsets
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
 from mbcjourney.settings import DEFAULT_CLINICAL
 from mbcjourney.simulate import SimulationSettings, iter_cohort, write_cohort
 from tests.support.alerting import (
     FakeClock,
-    ListDeadLetters,
-    NoRereads,
-    NullChangelog,
     RecordingEmitter,
     embedded_summary,
     kinds_by_alert,
@@ -59,6 +54,7 @@ from tests.support.alerting import (
     validated_bodies,
 )
 from tests.support.builders import PatientBuilder
+from tests.support.fakes import worker_rig
 from tests.support.live import (
     Checkpoints,
     Worker,
@@ -138,11 +134,8 @@ def test_live_alerts_on_kafka_and_postgres_are_the_embedded_alerts_as_of(
 
     try:
         with ThreadPoolExecutor(max_workers=1) as executor:
-            processor = BatchProcessor(
-                histories=Histories(), changelog=NullChangelog(),
-                dead_letters=ListDeadLetters(), ranges=NoRereads(), topic=events_topic,
-                sink=ProjectionSink(store, f"worker:{events_topic}", executor,
-                                    write=alerts.write))
+            processor = worker_rig(store, executor, consumer=f"worker:{events_topic}",
+                                   write=alerts.write, topic=events_topic).processor
             asyncio.run(replay_live(arriving, processor, alerts, clock, executor, until,
                                     at_end_of=snapshot))
     finally:

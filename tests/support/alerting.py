@@ -11,10 +11,8 @@ real waiting: the clock only moves when the test moves it.
 from __future__ import annotations
 
 import asyncio
-import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 
@@ -23,11 +21,11 @@ import orjson
 from mbcjourney.engine import AlertRow
 from mbcjourney.errors import ServiceUnavailable
 from mbcjourney.processors.alerting import AlertMessage, AlertRecord, LiveAlerts
-from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.projections.alerts import day_start, utc_day
+from tests.support.fakes import FakeTopic
 from tests.support.polling import eventually
 
 
@@ -71,32 +69,6 @@ class RecordingEmitter:
         return found
 
 
-# --- the worker's ports, faked ------------------------------------------------------------
-
-
-async def _acked() -> None:
-    return None
-
-
-class NullChangelog:
-    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[None]:
-        return _acked()
-
-
-@dataclass
-class ListDeadLetters:
-    letters: list[DeadLetter] = field(default_factory=list)
-
-    def send(self, letter: DeadLetter) -> Awaitable[None]:
-        self.letters.append(letter)
-        return _acked()
-
-
-class NoRereads:
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
-        raise AssertionError(f"unexpected re-read of partition {partition} {start}..{end}")
-
-
 # --- a cohort in recorded_at order ------------------------------------------------------------
 
 
@@ -119,15 +91,8 @@ def recorded_at(body: bytes | None) -> datetime:
 
 def as_records(bodies: Iterable[bytes], partitions: int) -> list[SourceRecord]:
     """Records as Kafka would hand them over: keyed and partitioned by patient, in order."""
-    offsets: dict[int, int] = {}
-    records = []
-    for body in bodies:
-        key = orjson.loads(body)["patient_id"].encode()
-        partition = zlib.crc32(key) % partitions
-        offset = offsets.get(partition, 0)
-        offsets[partition] = offset + 1
-        records.append(SourceRecord(partition, offset, key, body, 1_790_000_000_000))
-    return records
+    topic = FakeTopic(partitions)
+    return [topic.publish(orjson.loads(body)["patient_id"].encode(), body) for body in bodies]
 
 
 # --- driving the live path in time --------------------------------------------------------------

@@ -8,10 +8,8 @@ would, and the rows are compared with the embedded engine's for the same file.
 from __future__ import annotations
 
 import asyncio
-import zlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,6 @@ import pytest
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events.codec import decode_with_body
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import (
     Histories,
     Offer,
@@ -33,72 +30,15 @@ from mbcjourney.processors.histories import (
 from mbcjourney.processors.ingest import BirthYearCheck, validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message, header
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
+from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.builders import PatientBuilder, dumps
+from tests.support.fakes import FakeTopic, WorkerRig, worker_rig
 from tests.support.polling import eventually_async
 
 PARTITIONS = 3
 RECEIVED = datetime(2026, 11, 1, tzinfo=UTC)
 TOPIC = "events"
-
-
-# --- fakes of the worker's ports ---------------------------------------------------------
-
-
-async def _acked() -> None:
-    return None
-
-
-class FakeChangelog:
-    def __init__(self) -> None:
-        self.records: list[tuple[int, int, bytes]] = []
-
-    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[None]:
-        self.records.append((partition, offset, value))
-        return _acked()
-
-
-class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.letters: list[DeadLetter] = []
-
-    def send(self, letter: DeadLetter) -> Awaitable[None]:
-        self.letters.append(letter)
-        return _acked()
-
-
-class FakeTopic:
-    """Every record ever 'published', for re-reads."""
-
-    def __init__(self) -> None:
-        self.partitions: dict[int, list[SourceRecord]] = {}
-        self.reads: list[tuple[int, int, int]] = []
-
-    def publish(self, key: bytes | None, value: bytes, partition: int | None = None
-                ) -> SourceRecord:
-        if partition is None:
-            partition = zlib.crc32(key or b"") % PARTITIONS
-        log = self.partitions.setdefault(partition, [])
-        record = SourceRecord(partition, len(log), key, value, 1_790_000_000_000)
-        log.append(record)
-        return record
-
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
-        self.reads.append((partition, start, end))
-        return self.partitions.get(partition, [])[start:end]
-
-    def everything(self) -> list[SourceRecord]:
-        return [r for p in sorted(self.partitions) for r in self.partitions[p]]
-
-
-@dataclass
-class Rig:
-    processor: BatchProcessor
-    histories: Histories
-    changelog: FakeChangelog
-    dead: FakeDeadLetters
-    store: ProjectionStore
 
 
 @pytest.fixture
@@ -115,14 +55,9 @@ def store(tmp_path: Path) -> ProjectionStore:
 
 
 def rig(store: ProjectionStore, executor: ThreadPoolExecutor, topic: FakeTopic,
-        histories: Histories | None = None, batch_max: int = 20_000) -> Rig:
-    histories = histories if histories is not None else Histories()
-    changelog, dead = FakeChangelog(), FakeDeadLetters()
-    processor = BatchProcessor(
-        histories=histories, changelog=changelog, dead_letters=dead, ranges=topic,
-        sink=ProjectionSink(store, f"worker:{TOPIC}", executor), topic=TOPIC,
-        batch_max=batch_max)
-    return Rig(processor, histories, changelog, dead, store)
+        histories: Histories | None = None, batch_max: int = 20_000) -> WorkerRig:
+    return worker_rig(store, executor, consumer=f"worker:{TOPIC}", ranges=topic,
+                      histories=histories, topic=TOPIC, batch_max=batch_max)
 
 
 def run(coro: Any) -> Any:
