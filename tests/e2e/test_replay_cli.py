@@ -23,6 +23,8 @@ from mbcjourney.simulate import SimulationSettings, write_cohort
 from tests.e2e.conftest import Journey
 from tests.support.polling import eventually
 
+pytestmark = pytest.mark.slow  # each test spawns journey processes
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "analyst-projections.md"
 REPLAY_TIMEOUT_S = 300.0

@@ -105,6 +105,7 @@ def alternates(kinds: list[str]) -> bool:
                for i, kind in enumerate(kinds))
 
 
+@pytest.mark.slow  # about 15 s
 def test_live_alerts_on_kafka_and_postgres_are_the_embedded_alerts_as_of(
         kafka_bootstrap: str, kafka_topic_factory: Callable[..., str],
         stores: Callable[[], ProjectionStore], tmp_path: Path) -> None:
@@ -320,6 +321,7 @@ def table(store: ProjectionStore) -> Callable[[], list[AlertRecord]]:
     return read
 
 
+@pytest.mark.slow  # journey worker processes
 def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_them(
         alerting: LiveAlerting, stores: Callable[[], ProjectionStore]) -> None:
     path = alerting.tmp / "cohort.jsonl"
@@ -370,6 +372,7 @@ def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_the
         "C01", "C02", "C03", "C04", "C05"}
 
 
+@pytest.mark.slow  # journey worker processes
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_no_alert(
         alerting: LiveAlerting, stores: Callable[[], ProjectionStore]) -> None:
     path = alerting.tmp / "cohort.jsonl"

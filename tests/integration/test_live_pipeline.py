@@ -48,7 +48,8 @@ from tests.support.live import (
 )
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
+# slow: journey publish/worker processes, cohorts up to 2,000 patients
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 4
 CONFLICT_REASON = "event_id: already stored with different content"

@@ -38,6 +38,7 @@ def test_invalid_event_survives_pickling() -> None:
                                                           str(error))
 
 
+@pytest.mark.slow  # spawns processes
 def test_parallel_decode_equals_inline(tmp_path: Path) -> None:
     results = []
     for workers in (0, 1, 2):
@@ -145,6 +146,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.slow  # spawns processes
 def test_decode_processes_end_with_a_killed_writer() -> None:
     """SIGKILL reaches only the writer: its decode processes must not live on, orphaned."""
     with subprocess.Popen([sys.executable, "-c", _STUCK_WRITER], stdout=subprocess.PIPE,
