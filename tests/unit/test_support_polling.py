@@ -36,6 +36,9 @@ def test_eventually_async_awaits_the_predicate() -> None:
         return len(polls) if len(polls) >= 3 else 0
 
     assert asyncio.run(eventually_async(third_time, timeout=5, what="3 polls", interval=0)) == 3
+
+    async def never() -> bool:
+        return False
+
     with pytest.raises(AssertionError, match="waiting for nothing"):
-        asyncio.run(eventually_async(lambda: asyncio.sleep(0, False), timeout=0.01,
-                                     what="nothing"))
+        asyncio.run(eventually_async(never, timeout=0.01, what="nothing"))
