@@ -11,9 +11,13 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Journey
 from tests.support.builders import PatientBuilder, to_jsonl
 from tests.support.webhooks import webhook_receiver
+
+pytestmark = pytest.mark.slow  # each test spawns journey processes
 
 DB = "sqlite:///study.db"
 

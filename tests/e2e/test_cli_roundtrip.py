@@ -7,8 +7,12 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Journey
 from tests.support.builders import PatientBuilder, to_jsonl
+
+pytestmark = pytest.mark.slow  # each test spawns journey processes
 
 
 def _cohort(path: Path) -> Path:

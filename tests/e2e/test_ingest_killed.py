@@ -13,13 +13,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cohorts import simulated_cohort
 from tests.support.hostile import corpus
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -79,10 +79,8 @@ def test_kill_9_at_random_points_then_rerun_gives_the_reference_store(tmp_path: 
         db = tmp_path / f"killed-{trial}.db"
         target = rng.randrange(1, len(expected[0]))  # kill once this many events are stored
         process = _ingest(tmp_path, db, cohort)
-        deadline = time.monotonic() + 600
-        while process.poll() is None and _count(db, "events") < target:
-            assert time.monotonic() < deadline, "ingest made no progress"
-            time.sleep(POLL_S)
+        eventually(lambda: process.poll() is not None or _count(db, "events") >= target,
+                   timeout=600, what=f"ingest to store {target} events", interval=POLL_S)
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)

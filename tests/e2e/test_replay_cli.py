@@ -21,9 +21,13 @@ from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.processors.replay import JourneyTarget, table_hash, versions
 from mbcjourney.simulate import SimulationSettings, write_cohort
 from tests.e2e.conftest import Journey
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.slow  # each test spawns journey processes
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "analyst-projections.md"
+REPLAY_TIMEOUT_S = 300.0
 HASH = re.compile(r"^content hash (sha256:[0-9a-f]{64})$", re.M)
 
 
@@ -58,18 +62,22 @@ def _kill_after_first_checkpoint(args: list[str], into: Path, cwd: Path) -> bool
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ})
     engine = make_engine(f"sqlite:///{into}")
+
+    def ended_or_committed() -> str | None:
+        if proc.poll() is not None:
+            return "ended"
+        building = [v for v in versions(engine) if v.status == "building"]
+        if building and building[0].progress.get("folded_through"):
+            return "committed"
+        return None
+
     try:
-        while True:
-            try:
-                proc.wait(timeout=0.005)  # returns at once when the process has ended
-                return False
-            except subprocess.TimeoutExpired:
-                pass
-            building = [v for v in versions(engine) if v.status == "building"]
-            if building and building[0].progress.get("folded_through"):
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
+        if eventually(ended_or_committed, timeout=REPLAY_TIMEOUT_S, interval=0.005,
+                      what="the replay's first committed batch (or its end)") == "ended":
+            return False
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
     finally:
         if proc.poll() is None:
             proc.kill()

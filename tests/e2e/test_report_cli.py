@@ -6,7 +6,11 @@ import base64
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import Journey
+
+pytestmark = pytest.mark.slow  # each test spawns journey processes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTIONS = (

@@ -10,6 +10,8 @@ from mbcjourney.processors.kafkaio import CONNECT_TIMEOUT_S
 from tests.e2e.conftest import Journey
 from tests.support.builders import PatientBuilder, to_jsonl
 
+pytestmark = pytest.mark.slow  # each test spawns journey processes
+
 
 def test_publish_to_a_broker_that_does_not_answer(journey: Journey, tmp_path: Path,
                                                   closed_port: int) -> None:

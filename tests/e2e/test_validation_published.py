@@ -44,6 +44,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.projections import LineRow
@@ -54,6 +56,8 @@ from mbcjourney.report_stats import (
     reference_arm,
 )
 from mbcjourney.simulate import SimulationSettings, truth, write_cohort
+
+pytestmark = pytest.mark.slow  # each test spawns journey processes
 
 PATIENTS = 3400  # the smallest arm tested (paclitaxel + bevacizumab) gets ~175 patients
 SEED = 2026

@@ -39,7 +39,8 @@ from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
 from mbcjourney.projections.history import EVERYTHING, build_history
 from mbcjourney.settings import DEFAULT_CLINICAL
-from tests.support.alerting import ListDeadLetters, NoRereads, NullChangelog, read_records
+from tests.support.alerting import read_records
+from tests.support.fakes import FakeChangelog, FakeDeadLetters, NoRereads
 from tests.support.hostile import corpus
 
 pytestmark = pytest.mark.integration
@@ -107,12 +108,12 @@ def via_ingest(url: str, path: Path) -> Verdicts:
 
 
 def via_worker(records: list[SourceRecord], tmp_path: Path) -> tuple[Verdicts, Histories]:
-    histories, dead = Histories(), ListDeadLetters()
+    histories, dead = Histories(), FakeDeadLetters()
     store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'worker-rows.db'}"))
     store.create()
     with ThreadPoolExecutor(max_workers=1) as pool:
         processor = BatchProcessor(
-            histories=histories, changelog=NullChangelog(), dead_letters=dead,
+            histories=histories, changelog=FakeChangelog(), dead_letters=dead,
             ranges=NoRereads(), sink=ProjectionSink(store, "worker:test", pool), topic="test")
 
         async def run() -> None:

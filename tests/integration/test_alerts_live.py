@@ -36,19 +36,14 @@ import sqlalchemy as sa
 from mbcjourney.engine import EmbeddedEngine, project
 from mbcjourney.processors.alerting import OPEN, RESOLVED, AlertRecord, KafkaEmitter, LiveAlerts
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.ingest import numbered_lines
 from mbcjourney.processors.kafkaio import end_offsets
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
 from mbcjourney.settings import DEFAULT_CLINICAL
 from mbcjourney.simulate import SimulationSettings, iter_cohort, write_cohort
 from tests.support.alerting import (
     FakeClock,
-    ListDeadLetters,
-    NoRereads,
-    NullChangelog,
     RecordingEmitter,
     embedded_summary,
     kinds_by_alert,
@@ -59,6 +54,7 @@ from tests.support.alerting import (
     validated_bodies,
 )
 from tests.support.builders import PatientBuilder
+from tests.support.fakes import worker_rig
 from tests.support.live import (
     Checkpoints,
     Worker,
@@ -109,6 +105,7 @@ def alternates(kinds: list[str]) -> bool:
                for i, kind in enumerate(kinds))
 
 
+@pytest.mark.slow  # about 15 s
 def test_live_alerts_on_kafka_and_postgres_are_the_embedded_alerts_as_of(
         kafka_bootstrap: str, kafka_topic_factory: Callable[..., str],
         stores: Callable[[], ProjectionStore], tmp_path: Path) -> None:
@@ -138,11 +135,8 @@ def test_live_alerts_on_kafka_and_postgres_are_the_embedded_alerts_as_of(
 
     try:
         with ThreadPoolExecutor(max_workers=1) as executor:
-            processor = BatchProcessor(
-                histories=Histories(), changelog=NullChangelog(),
-                dead_letters=ListDeadLetters(), ranges=NoRereads(), topic=events_topic,
-                sink=ProjectionSink(store, f"worker:{events_topic}", executor,
-                                    write=alerts.write))
+            processor = worker_rig(store, executor, consumer=f"worker:{events_topic}",
+                                   write=alerts.write, topic=events_topic).processor
             asyncio.run(replay_live(arriving, processor, alerts, clock, executor, until,
                                     at_end_of=snapshot))
     finally:
@@ -327,6 +321,7 @@ def table(store: ProjectionStore) -> Callable[[], list[AlertRecord]]:
     return read
 
 
+@pytest.mark.slow  # journey worker processes
 def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_them(
         alerting: LiveAlerting, stores: Callable[[], ProjectionStore]) -> None:
     path = alerting.tmp / "cohort.jsonl"
@@ -377,6 +372,7 @@ def test_two_workers_raise_each_alert_once_the_leader_ticks_and_webhooks_get_the
         "C01", "C02", "C03", "C04", "C05"}
 
 
+@pytest.mark.slow  # journey worker processes
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_no_alert(
         alerting: LiveAlerting, stores: Callable[[], ProjectionStore]) -> None:
     path = alerting.tmp / "cohort.jsonl"

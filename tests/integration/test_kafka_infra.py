@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer, TopicPartition
+
+from tests.support.polling import eventually_async
 
 # Fixtures come from the plugin tests.fixtures.kafka (registered in tests/conftest.py).
 # Do not import from it here: importing it before pytest registers it defeats assertion
@@ -76,11 +77,16 @@ async def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
     await consumer.start()
     records: list[Any] = []
     try:
-        deadline = time.monotonic() + CONSUME_TIMEOUT_S
-        while len(records) < expected and time.monotonic() < deadline:
+
+        async def consumed_enough() -> bool:
             batches = await consumer.getmany(timeout_ms=1000)
             for batch in batches.values():
                 records.extend(batch)
+            return len(records) >= expected
+
+        await eventually_async(consumed_enough, timeout=CONSUME_TIMEOUT_S, interval=0,
+                               what=f"{expected} records on {topic}",
+                               detail=lambda: f"{len(records)} consumed")
         # Nothing beyond what was produced (no duplicates from retries).
         extra = await consumer.getmany(timeout_ms=500)
         records.extend(r for batch in extra.values() for r in batch)

@@ -17,7 +17,6 @@ import itertools
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -48,8 +47,10 @@ from tests.support.live import (
     wait_until,
     worker_args,
 )
+from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
+# slow: journey publish/worker processes, cohorts up to 2,000 patients
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 4
 CONFLICT_REASON = "event_id: already stored with different content"
@@ -146,10 +147,16 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
+
+        def read_enough() -> bool:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
+            return len(records) >= expected
+
+        if expected > 0:
+            eventually(read_enough, timeout=timeout, interval=0,
+                       what=f"{expected} records on {topic}",
+                       detail=lambda: f"{len(records)} read")
         return records
     finally:
         consumer.close()

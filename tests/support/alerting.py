@@ -11,10 +11,8 @@ real waiting: the clock only moves when the test moves it.
 from __future__ import annotations
 
 import asyncio
-import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 
@@ -24,11 +22,12 @@ from mbcjourney.engine import AlertRow
 from mbcjourney.errors import ServiceUnavailable
 from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.alerting import AlertMessage, AlertRecord, LiveAlerts
-from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.projections.alerts import day_start, utc_day
+from tests.support.fakes import FakeTopic
+from tests.support.polling import eventually
 
 
 class FakeClock:
@@ -71,32 +70,6 @@ class RecordingEmitter:
         return found
 
 
-# --- the worker's ports, faked ------------------------------------------------------------
-
-
-async def _acked() -> None:
-    return None
-
-
-class NullChangelog:
-    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[None]:
-        return _acked()
-
-
-@dataclass
-class ListDeadLetters:
-    letters: list[DeadLetter] = field(default_factory=list)
-
-    def send(self, letter: DeadLetter) -> Awaitable[None]:
-        self.letters.append(letter)
-        return _acked()
-
-
-class NoRereads:
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
-        raise AssertionError(f"unexpected re-read of partition {partition} {start}..{end}")
-
-
 # --- a cohort in recorded_at order ------------------------------------------------------------
 
 
@@ -119,15 +92,8 @@ def recorded_at(body: bytes | None) -> datetime:
 
 def as_records(bodies: Iterable[bytes], partitions: int) -> list[SourceRecord]:
     """Records as Kafka would hand them over: keyed and partitioned by patient, in order."""
-    offsets: dict[int, int] = {}
-    records = []
-    for body in bodies:
-        key = orjson.loads(body)["patient_id"].encode()
-        partition = zlib.crc32(key) % partitions
-        offset = offsets.get(partition, 0)
-        offsets[partition] = offset + 1
-        records.append(SourceRecord(partition, offset, key, body, 1_796_083_200_000))
-    return records
+    topic = FakeTopic(partitions)
+    return [topic.publish(orjson.loads(body)["patient_id"].encode(), body) for body in bodies]
 
 
 # --- driving the live path in time --------------------------------------------------------------
@@ -198,8 +164,6 @@ def embedded_summary(rows: Iterable[AlertRow]) -> set[Summary]:
 
 def read_records(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[SourceRecord]:
     """Every record of ``topic``, from the beginning to the end offsets as of now."""
-    import time
-
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
@@ -210,13 +174,21 @@ def read_records(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[So
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[SourceRecord] = []
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"reading {topic} to its end offsets timed out")
+
+        def at_the_ends() -> bool:
+            return all(consumer.position(tp) >= end for tp, end in ends.items())
+
+        def read_to_the_ends() -> bool:
+            if at_the_ends():
+                return True
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(SourceRecord(r.partition, r.offset, r.key, r.value,
                                             int(r.timestamp)) for r in batch)
+            return at_the_ends()
+
+        eventually(read_to_the_ends, timeout=timeout_s, interval=0,
+                   what=f"reading {topic} to its end offsets {ends}",
+                   detail=lambda: f"{len(records)} records read")
         return records
     finally:
         consumer.close()

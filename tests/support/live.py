@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.store import ProjectionStore
+from tests.support.polling import eventually
 
 JOURNEY = [sys.executable, "-m", "mbcjourney", "--quiet"]
 POLL_S = 0.1
@@ -97,17 +97,20 @@ class Worker:
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str,
                workers: Sequence[Worker] = ()) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` or as soon as a worker died."""
-    deadline = time.monotonic() + timeout
-    while not condition():
+    """:func:`~tests.support.polling.eventually` ``condition``, failing at once when a
+    worker died; either failure shows the workers' logs."""
+
+    def ready() -> bool:
+        if condition():
+            return True
         for worker in workers:
             if not worker.alive():
                 raise AssertionError(f"worker {worker.name} exited {worker.proc.returncode} "
                                      f"while waiting for {what}:\n{worker.tail()}")
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {w.name}:\n{w.tail()}" for w in workers)
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
-        time.sleep(POLL_S)
+        return False
+
+    eventually(ready, timeout=timeout, what=what, interval=POLL_S,
+               detail=lambda: "".join(f"\n--- {w.name}:\n{w.tail()}" for w in workers))
 
 
 def partitions_split(workers: Sequence[Worker], partitions: int) -> bool:

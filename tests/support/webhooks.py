@@ -8,7 +8,6 @@ deduplicating on ``alert_id`` as a real receiver must, is ``alerts``.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
+
+from tests.support.polling import eventually
 
 
 @dataclass
@@ -49,11 +50,9 @@ class Receiver:
 
     def wait_for(self, count: int, timeout_s: float = 60.0) -> None:
         """Poll (bounded) until ``count`` distinct alerts arrived."""
-        deadline = time.monotonic() + timeout_s
-        while self.delivered() < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"receiver got {self.delivered()} alerts, expected {count}")
-            time.sleep(0.05)
+        eventually(lambda: self.delivered() >= count, timeout=timeout_s,
+                   what=f"{count} distinct alerts at the webhook receiver",
+                   detail=lambda: f"receiver got {self.delivered()} alerts, expected {count}")
 
 
 @contextmanager

@@ -21,17 +21,12 @@ from mbcjourney.engine import EmbeddedEngine, project
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.processors.alerting import OPEN, RESOLVED, LiveAlerts
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
 from mbcjourney.projections.alerts import Transition, alert_id, alert_states, alert_timeline
 from mbcjourney.settings import DEFAULT_CLINICAL
 from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.alerting import (
     FakeClock,
-    ListDeadLetters,
-    NoRereads,
-    NullChangelog,
     RecordingEmitter,
     as_records,
     embedded_summary,
@@ -40,6 +35,7 @@ from tests.support.alerting import (
     validated_bodies,
 )
 from tests.support.builders import PatientBuilder
+from tests.support.fakes import worker_rig
 
 
 @pytest.fixture
@@ -269,10 +265,8 @@ def test_live_alerts_in_time_are_the_embedded_alerts_as_of_each_day(
             seen[day] = live_summary(alerts.records())
 
     with ThreadPoolExecutor(max_workers=1) as executor:
-        processor = BatchProcessor(
-            histories=Histories(), changelog=NullChangelog(), dead_letters=ListDeadLetters(),
-            ranges=NoRereads(), sink=ProjectionSink(store, "worker:events", executor,
-                                                    write=alerts.write))
+        processor = worker_rig(store, executor, consumer="worker:events",
+                               write=alerts.write).processor
         asyncio.run(replay_live(as_records(bodies, 3), processor, alerts, clock, executor,
                                 until, at_end_of=snapshot))
 

@@ -6,8 +6,6 @@ import gc
 import pickle
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from mbcjourney.errors import FieldError, InvalidEvent
 from mbcjourney.events import encode_event
 from mbcjourney.processors import ingest
 from tests.support.builders import RECEIVED, PatientBuilder
+from tests.support.polling import eventually
 
 
 def _lines() -> list[tuple[int, bytes]]:
@@ -39,6 +38,7 @@ def test_invalid_event_survives_pickling() -> None:
                                                           str(error))
 
 
+@pytest.mark.slow  # spawns processes
 def test_parallel_decode_equals_inline(tmp_path: Path) -> None:
     results = []
     for workers in (0, 1, 2):
@@ -146,14 +146,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _poll(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.slow  # spawns processes
 def test_decode_processes_end_with_a_killed_writer() -> None:
     """SIGKILL reaches only the writer: its decode processes must not live on, orphaned."""
     with subprocess.Popen([sys.executable, "-c", _STUCK_WRITER], stdout=subprocess.PIPE,
@@ -169,10 +163,10 @@ def test_decode_processes_end_with_a_killed_writer() -> None:
                             if b"spawn_main" in _cmdline(pid)}
                 return len(decoders) == 2
 
-            _poll(started, "two decode processes")
+            eventually(started, timeout=60.0, what="two decode processes")
             writer.kill()
             writer.wait()
-            _poll(lambda: not any(_alive(pid) for pid in decoders),
-                  "the decode processes to end")
+            eventually(lambda: not any(_alive(pid) for pid in decoders), timeout=60.0,
+                       what="the decode processes to end")
         finally:
             writer.kill()

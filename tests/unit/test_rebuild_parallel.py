@@ -12,6 +12,7 @@ from mbcjourney.events import encode_event
 from tests.support.builders import RECEIVED, PatientBuilder
 
 
+@pytest.mark.slow  # spawns processes
 def test_parallel_rebuild_equals_single_process(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine_module, "REBUILD_SHARD", 7)  # several shards for 30 patients

@@ -117,6 +117,7 @@ def test_same_seed_same_bytes_and_another_seed_differs() -> None:
     assert _digest(small) != _digest(replace(small, seed=6))
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_write_cohort_writes_the_lines_and_counts_them(
     annotated: list[tuple[str, bytes]],
 ) -> None:
@@ -137,6 +138,7 @@ def test_write_cohort_writes_the_lines_and_counts_them(
     assert summary.corrections == summary.events_by_type["event.retracted"] > 0
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_truth_is_one_row_per_patient_and_matches_the_stream(
     truths: list[PatientTruth], journeys: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -152,6 +154,7 @@ def test_truth_is_one_row_per_patient_and_matches_the_stream(
 # --- the wire format ----------------------------------------------------------------
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_every_well_formed_line_has_the_exact_envelope(events: list[dict[str, Any]]) -> None:
     ids = set()
     without_recorded_at = 0
@@ -178,6 +181,7 @@ def test_every_well_formed_line_has_the_exact_envelope(events: list[dict[str, An
     assert 0 < without_recorded_at < 0.05 * len(events)
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_payload_values_are_in_their_vocabularies(events: list[dict[str, Any]]) -> None:
     for e in events:
         p = e["payload"]
@@ -211,6 +215,7 @@ def test_payload_values_are_in_their_vocabularies(events: list[dict[str, Any]]) 
                 assert p["cause"] in {"disease", "treatment", "other", "unknown"}
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_ish_numbers_agree_with_the_ish_result(events: list[dict[str, Any]]) -> None:
     """ASCO/CAP groups: 1 amplified, 5 not; at IHC 2+ group 3 amplified, 2 and 4 not."""
     seen = 0
@@ -225,6 +230,7 @@ def test_ish_numbers_agree_with_the_ish_result(events: list[dict[str, Any]]) -> 
     assert seen > 50
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_drug_names_come_as_sources_send_them(events: list[dict[str, Any]]) -> None:
     names = Counter(name for e in events if e["event_type"] == "line.started"
                     for name in e["payload"]["drugs"])
@@ -236,6 +242,7 @@ def test_drug_names_come_as_sources_send_them(events: list[dict[str, Any]]) -> N
 # --- arrival: order, duplicates, malformed lines -----------------------------------------
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_lines_arrive_in_recorded_order_apart_from_the_configured_disorder(
     annotated: list[tuple[str, bytes]],
 ) -> None:
@@ -263,6 +270,7 @@ def test_without_disorder_the_stream_is_exactly_in_recorded_order() -> None:
     assert recorded == sorted(recorded)
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_duplicates_are_byte_identical_repeats(annotated: list[tuple[str, bytes]]) -> None:
     seen: set[bytes] = set()
     duplicates = 0
@@ -275,6 +283,7 @@ def test_duplicates_are_byte_identical_repeats(annotated: list[tuple[str, bytes]
     assert duplicates == pytest.approx(SETTINGS.duplicate_share * len(seen), rel=0.3)
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_malformed_lines_are_as_configured_and_really_malformed(
     annotated: list[tuple[str, bytes]], events: list[dict[str, Any]],
 ) -> None:
@@ -318,6 +327,7 @@ def test_malformed_lines_are_as_configured_and_really_malformed(
     assert sum(kinds.values()) == pytest.approx(expected, rel=0.25)
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_corrections_retract_a_sent_fact_and_resend_it(events: list[dict[str, Any]]) -> None:
     by_id = {e["event_id"]: e for e in events}
     same_fact: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -343,12 +353,14 @@ def test_corrections_retract_a_sent_fact_and_resend_it(events: list[dict[str, An
 # --- clinical plausibility ------------------------------------------------------------
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_group_mix_matches_the_configured_shares(truths: list[PatientTruth]) -> None:
     groups = Counter(t.group for t in truths)
     for group, share in zip((1, 2, 3), SETTINGS.group_shares, strict=True):
         assert groups[group] / len(truths) == pytest.approx(share, abs=0.035)
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_nothing_occurs_after_the_cutoff_or_before_the_study(
     events: list[dict[str, Any]],
 ) -> None:
@@ -357,6 +369,7 @@ def test_nothing_occurs_after_the_cutoff_or_before_the_study(
     assert min(occurred) >= date.fromordinal(SETTINGS.start.toordinal() - 28).isoformat()
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_nothing_occurs_after_death_loss_or_withdrawal(
     journeys: dict[str, list[dict[str, Any]]], truths: list[PatientTruth],
 ) -> None:
@@ -380,6 +393,7 @@ def test_nothing_occurs_after_death_loss_or_withdrawal(
     assert min(ends["death"], ends["lost"], ends["withdrawn"]) > 0
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_lines_are_ordered_and_modifications_and_ends_stay_inside_them(
     journeys: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -405,6 +419,7 @@ def test_lines_are_ordered_and_modifications_and_ends_stay_inside_them(
     assert declared_disagreements > 0
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_first_line_follows_the_protocol_at_the_configured_share(
     truths: list[PatientTruth], journeys: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -423,6 +438,7 @@ def test_first_line_follows_the_protocol_at_the_configured_share(
             assert [e["payload"]["present"] for e in crisis] == [True]
 
 
+@pytest.mark.slow  # an 8,000-patient cohort
 def test_drawn_first_line_pfs_has_the_published_medians() -> None:
     # A short follow-up keeps this cohort cheap; the first-line draw is uncensored.
     settings = SimulationSettings(
@@ -486,6 +502,7 @@ def _first_line_pfs(facts: list[dict[str, Any]]) -> tuple[int, bool] | None:
     return ((max(assessments) - start).days if assessments else 0), False
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_truth_pfs_is_what_the_design_rules_give_on_the_sent_facts(
     truths: list[PatientTruth], journeys: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -507,6 +524,7 @@ def test_truth_pfs_is_what_the_design_rules_give_on_the_sent_facts(
     assert deaths_without_progression > 0  # PFS death events exist
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_progressions_bring_biopsies_and_receptor_conversion(
     journeys: dict[str, list[dict[str, Any]]], truths: list[PatientTruth],
 ) -> None:
@@ -526,6 +544,7 @@ def test_progressions_bring_biopsies_and_receptor_conversion(
     assert 0.05 < converted < 0.5
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_her2_pending_patients_get_an_ihc_2plus_without_ish(
     truths: list[PatientTruth], journeys: dict[str, list[dict[str, Any]]],
 ) -> None:
@@ -537,6 +556,7 @@ def test_her2_pending_patients_get_an_ihc_2plus_without_ish(
         assert ihc[0]["her2_ish"] in {"not_done", "equivocal"}
 
 
+@pytest.mark.slow  # the 2,000-patient cohort
 def test_imaging_follows_the_group_cadence(
     journeys: dict[str, list[dict[str, Any]]], truths: list[PatientTruth],
 ) -> None:

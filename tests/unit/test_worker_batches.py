@@ -8,11 +8,8 @@ would, and the rows are compared with the embedded engine's for the same file.
 from __future__ import annotations
 
 import asyncio
-import time
-import zlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,6 @@ from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events.codec import decode_with_body
 from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import (
     Histories,
     Offer,
@@ -35,71 +31,15 @@ from mbcjourney.processors.histories import (
 from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message, header
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor, ProjectionSink
+from mbcjourney.processors.worker import BatchProcessor
 from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.builders import PatientBuilder, dumps
+from tests.support.fakes import FakeTopic, WorkerRig, worker_rig
+from tests.support.polling import eventually_async
 
 PARTITIONS = 3
 RECEIVED = datetime(2026, 12, 1, tzinfo=UTC)
 TOPIC = "events"
-
-
-# --- fakes of the worker's ports ---------------------------------------------------------
-
-
-async def _acked() -> None:
-    return None
-
-
-class FakeChangelog:
-    def __init__(self) -> None:
-        self.records: list[tuple[int, int, bytes]] = []
-
-    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[None]:
-        self.records.append((partition, offset, value))
-        return _acked()
-
-
-class FakeDeadLetters:
-    def __init__(self) -> None:
-        self.letters: list[DeadLetter] = []
-
-    def send(self, letter: DeadLetter) -> Awaitable[None]:
-        self.letters.append(letter)
-        return _acked()
-
-
-class FakeTopic:
-    """Every record ever 'published', for re-reads."""
-
-    def __init__(self) -> None:
-        self.partitions: dict[int, list[SourceRecord]] = {}
-        self.reads: list[tuple[int, int, int]] = []
-
-    def publish(self, key: bytes | None, value: bytes, partition: int | None = None
-                ) -> SourceRecord:
-        if partition is None:
-            partition = zlib.crc32(key or b"") % PARTITIONS
-        log = self.partitions.setdefault(partition, [])
-        record = SourceRecord(partition, len(log), key, value, 1_796_083_200_000)
-        log.append(record)
-        return record
-
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]:
-        self.reads.append((partition, start, end))
-        return self.partitions.get(partition, [])[start:end]
-
-    def everything(self) -> list[SourceRecord]:
-        return [r for p in sorted(self.partitions) for r in self.partitions[p]]
-
-
-@dataclass
-class Rig:
-    processor: BatchProcessor
-    histories: Histories
-    changelog: FakeChangelog
-    dead: FakeDeadLetters
-    store: ProjectionStore
 
 
 @pytest.fixture
@@ -116,14 +56,9 @@ def store(tmp_path: Path) -> ProjectionStore:
 
 
 def rig(store: ProjectionStore, executor: ThreadPoolExecutor, topic: FakeTopic,
-        histories: Histories | None = None, batch_max: int = 20_000) -> Rig:
-    histories = histories if histories is not None else Histories()
-    changelog, dead = FakeChangelog(), FakeDeadLetters()
-    processor = BatchProcessor(
-        histories=histories, changelog=changelog, dead_letters=dead, ranges=topic,
-        sink=ProjectionSink(store, f"worker:{TOPIC}", executor), topic=TOPIC,
-        batch_max=batch_max)
-    return Rig(processor, histories, changelog, dead, store)
+        histories: Histories | None = None, batch_max: int = 20_000) -> WorkerRig:
+    return worker_rig(store, executor, consumer=f"worker:{TOPIC}", ranges=topic,
+                      histories=histories, topic=TOPIC, batch_max=batch_max)
 
 
 def run(coro: Any) -> Any:
@@ -448,12 +383,16 @@ def test_rows_held_back_are_written_once_nothing_more_arrives(
         try:
             for chunk in in_batches(topic.everything(), 300):
                 await worker.processor.hand(chunk)
-            deadline = time.monotonic() + 30
-            while (done := store.checkpoint(f"worker:{TOPIC}")) != {
-                    p: n - 1 for p, n in ends.items()}:
-                assert time.monotonic() < deadline, f"rows not written: {done}"
-                await asyncio.sleep(0.02)
-            return done
+            written = {p: n - 1 for p, n in ends.items()}
+
+            async def all_written() -> bool:
+                return store.checkpoint(f"worker:{TOPIC}") == written
+
+            await eventually_async(
+                all_written, timeout=30,
+                what=f"checkpoints at {written}",
+                detail=lambda: f"rows not written: {store.checkpoint(f'worker:{TOPIC}')}")
+            return store.checkpoint(f"worker:{TOPIC}")
         finally:
             running.cancel()
 
