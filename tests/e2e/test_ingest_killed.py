@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ def _count(db: Path, table: str) -> int:
             return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     except sqlite3.OperationalError:  # not created yet, or busy
         return 0
+
+
+def _stored_or_done(process: subprocess.Popen[bytes], db: Path, target: int) -> bool:
+    return process.poll() is not None or _count(db, "events") >= target
 
 
 def _store(db: Path) -> tuple[set[str], list[tuple[str, bytes]]]:
@@ -79,8 +84,8 @@ def test_kill_9_at_random_points_then_rerun_gives_the_reference_store(tmp_path: 
         db = tmp_path / f"killed-{trial}.db"
         target = rng.randrange(1, len(expected[0]))  # kill once this many events are stored
         process = _ingest(tmp_path, db, cohort)
-        eventually(lambda: process.poll() is not None or _count(db, "events") >= target,
-                   timeout=600, what=f"ingest to store {target} events", interval=POLL_S)
+        eventually(partial(_stored_or_done, process, db, target), timeout=600,
+                   what=f"ingest to store {target} events", interval=POLL_S)
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
