@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 
 from mbcjourney.errors import ConfigurationError
-from mbcjourney.processors.sql import UtcDateTime, on_postgres
+from mbcjourney.processors.sql import UtcDateTime, create_tables, on_postgres
 from mbcjourney.processors.staging import Staging
 
 log = structlog.get_logger(__name__)
@@ -130,7 +130,7 @@ def ensure_registry(engine: Engine) -> bool:
     """Create ``projection_versions`` when missing; whether it was created now."""
     if inspect(engine).has_table(REGISTRY):
         return False
-    _registry_md.create_all(engine, checkfirst=True)
+    create_tables(_registry_md, engine)
     return True
 
 
