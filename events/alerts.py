@@ -8,6 +8,7 @@ from (patient, assessment, due date): receivers deduplicate on it.
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -15,7 +16,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from mbcjourney.events.envelope import Identifier
 
-Assessment = Literal["biopsy", "bone_scan", "imaging"]
+
+class Assessment(StrEnum):
+    """What can be overdue (the projections' schedule and the alerts share this vocabulary)."""
+
+    BIOPSY = "biopsy"
+    BONE_SCAN = "bone_scan"
+    IMAGING = "imaging"
+
+
 PersonName = Annotated[str, Field(min_length=1, max_length=100)]
 
 

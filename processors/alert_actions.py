@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy import Column, Date, Engine, Integer, MetaData, String, Table, insert, select
 
 from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
+from mbcjourney.processors.sql import create_tables, utc_text
 
 metadata = MetaData()
 
@@ -25,7 +26,7 @@ alert_actions_table = Table(
     Column("patient_id", String(64), nullable=False),
     Column("action", String(16), nullable=False),  # acknowledged | snoozed
     Column("by", String(100), nullable=False),
-    Column("at", String(32), nullable=False),  # ISO UTC instant
+    Column("at", String(32), nullable=False),  # ISO instant (sql.utc_text; older rows: any offset)
     Column("until", Date),
 )
 
@@ -41,7 +42,7 @@ class AlertActionLog:
         self.engine = engine
 
     def create(self) -> None:
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def record(self, action: AlertAcknowledged | AlertSnoozed) -> None:
         until = action.until if isinstance(action, AlertSnoozed) else None
@@ -49,7 +50,7 @@ class AlertActionLog:
         with self.engine.begin() as conn:
             conn.execute(insert(alert_actions_table).values(
                 alert_id=str(action.alert_id), patient_id=action.patient_id, action=kind,
-                by=action.by, at=action.at.isoformat(), until=until))
+                by=action.by, at=utc_text(action.at), until=until))
 
     def latest(self, known_at: datetime | None = None) -> dict[UUID, AlertActions]:
         """The latest acknowledgement and snooze per alert (actions up to ``known_at``)."""

@@ -10,20 +10,13 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
-    MetaData,
     String,
     Table,
     create_engine,
     event,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    DBAPIError,
-    IntegrityError,
-    OperationalError,
-    ProgrammingError,
-)
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.types import TypeEngine
 
 from mbcjourney.events.errors import ConfigurationError
@@ -140,18 +133,6 @@ def patient_key() -> TypeEngine[str]:
     The fold order and the content-hash order then never depend on a server's locale.
     """
     return String(64).with_variant(String(64, collation="C"), "postgresql")
-
-
-def create_tables(metadata: MetaData, engine: Engine) -> None:
-    """``create_all``, tolerant of another process creating the same tables at the same moment.
-
-    PostgreSQL reports the loser of that race as a duplicate relation or type; the
-    tables then exist, so checking again is all that is needed.
-    """
-    try:
-        metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError):
-        metadata.create_all(engine)
 
 
 def copy_rows(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -42,7 +42,8 @@ from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored_row
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import is_repeat
-from mbcjourney.processors.db import create_tables, placeholder
+from mbcjourney.processors.db import placeholder
+from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
 
 metadata = MetaData()
 
@@ -76,15 +77,8 @@ dead_letters_table = Table(
     Column("original", LargeBinary, nullable=False),  # the bytes exactly as received
 )
 
-_IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
 _FETCH = 5_000  # rows per fetch when streaming the log
 _MMAP_BYTES = 1 << 40  # as much of the file as SQLite allows (it caps this at its own limit)
-
-
-def _utc_text(moment: datetime) -> str:
-    if moment.utcoffset():
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
 
 
 class EventRow(NamedTuple):
@@ -103,7 +97,7 @@ class EventRow(NamedTuple):
 def event_row(event: ClinicalEvent, body: bytes) -> EventRow:
     return EventRow(
         str(event.event_id), event.event_type, event.schema_version, event.patient_id,
-        event.occurred_on.isoformat(), _utc_text(event.recorded_at), body_hash(body),
+        event.occurred_on.isoformat(), utc_text(event.recorded_at), body_hash(body),
         body.decode(),
     )
 
@@ -243,11 +237,11 @@ class SqlEventLog:
     def _stored(self, event_ids: list[str], conn: Connection) -> dict[str, tuple[str, str]]:
         """(content hash, body) of stored events, by id."""
         known: dict[str, tuple[str, str]] = {}
-        for i in range(0, len(event_ids), _IN_CHUNK):
+        for among_ids in chunked_in(conn, events_table.c.event_id, event_ids):
             found = conn.execute(
                 select(events_table.c.event_id, events_table.c.content_hash,
                        events_table.c.body)
-                .where(events_table.c.event_id.in_(event_ids[i : i + _IN_CHUNK])))
+                .where(among_ids))
             known.update({r.event_id: (r.content_hash, r.body) for r in found})
         return known
 
@@ -305,10 +299,10 @@ class SqlEventLog:
             return
         if patient_ids is not None:
             wanted = sorted(set(patient_ids))
-            for i in range(0, len(wanted), _IN_CHUNK):
+            for among_ids in chunked_in(self.engine, events_table.c.patient_id, wanted):
                 query = (
                     select(*columns)
-                    .where(events_table.c.patient_id.in_(wanted[i : i + _IN_CHUNK]))
+                    .where(among_ids)
                     .order_by(events_table.c.patient_id, events_table.c.position)
                 )
                 yield from self._grouped(query)
@@ -334,11 +328,11 @@ class SqlEventLog:
         years: dict[str, int] = {}
         wanted = list(set(patient_ids))
         with self.engine.connect() as conn:
-            for i in range(0, len(wanted), _IN_CHUNK):
+            for among_ids in chunked_in(conn, events_table.c.patient_id, wanted):
                 rows = conn.execute(
                     select(events_table.c.event_type, events_table.c.schema_version,
                            events_table.c.body)
-                    .where(events_table.c.patient_id.in_(wanted[i : i + _IN_CHUNK]))
+                    .where(among_ids)
                     .where(events_table.c.event_type == PatientIncluded.EVENT_TYPE)
                     .order_by(events_table.c.position)
                 )

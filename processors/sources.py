@@ -44,8 +44,8 @@ from sqlalchemy.engine import make_url
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import decode_stored_row
 from mbcjourney.events.errors import ConfigurationError, InvalidEvent, ServiceUnavailable
-from mbcjourney.processors.eventlog import _utc_text
 from mbcjourney.processors.kafkaread import Chunk, RangeDeleted, TopicReader
+from mbcjourney.processors.sql import utc_text as _utc_text
 
 log = structlog.get_logger(__name__)
 

@@ -33,12 +33,12 @@ from sqlalchemy import (
     select,
 )
 
-from mbcjourney.processors.db import BulkInsert, create_tables
+from mbcjourney.processors.db import BulkInsert
+from mbcjourney.processors.sql import chunked_in, create_tables
 from mbcjourney.projections.findings import Finding, FindingKind
 from mbcjourney.projections.journey import Journey, LineRow, PatientRow
 from mbcjourney.projections.schedule import Assessment, DueAssessment
 
-_CHUNK = 500
 T = TypeVar("T")
 
 Row = tuple[Any, ...]
@@ -162,8 +162,8 @@ class ProjectionStore:
         ids = [j.patient_id for j in journeys] + list(erase)
         if replace:
             for table in self._patient_tables:
-                for i in range(0, len(ids), _CHUNK):
-                    conn.execute(delete(table).where(table.c.patient_id.in_(ids[i : i + _CHUNK])))
+                for among_ids in chunked_in(conn, table.c.patient_id, ids):
+                    conn.execute(delete(table).where(among_ids))
         self.insert_in(conn, journey_rows(journeys))
         for cp in checkpoints:
             self._save_checkpoint(conn, cp)

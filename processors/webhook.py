@@ -41,15 +41,12 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, select
 
 from mbcjourney.events.alerts import AlertRaised
 from mbcjourney.events.errors import ConfigurationError
-from mbcjourney.processors.alerting import (
-    OPEN,
-    AlertRecord,
-    AlertTables,
-    Clock,
+from mbcjourney.processors.alerting import OPEN, AlertRecord, AlertTables, Clock, system_clock
+from mbcjourney.processors.sql import (
     UtcDateTime,
+    chunked_in,
     create_tables,
     insert_ignoring_conflicts,
-    system_clock,
 )
 
 log = structlog.get_logger(__name__)
@@ -59,7 +56,6 @@ DEFAULT_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 TIMEOUT_S = 10.0
 _RETRIED_STATUS = frozenset({408, 429})
-_CHUNK = 500
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -208,9 +204,9 @@ class DeliveryLog:
         ids = sorted(set(alert_ids))
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                found.update(conn.execute(select(self.table.c.alert_id).where(
-                    self.table.c.alert_id.in_(ids[i : i + _CHUNK]))).scalars())
+            for among_ids in chunked_in(conn, self.table.c.alert_id, ids):
+                found.update(conn.execute(select(self.table.c.alert_id).where(among_ids))
+                             .scalars())
         return found
 
     def record(self, alert: AlertRaised, sent: Sent, at: datetime) -> None:

@@ -14,19 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from enum import StrEnum
 
+from mbcjourney.events.alerts import Assessment as Assessment  # re-exported: declared there
 from mbcjourney.events.vocabulary import MetastaticSite
 from mbcjourney.projections.facts import PatientFacts
 from mbcjourney.projections.lines import Line, line_in_progress
 from mbcjourney.projections.receptors import Group
 from mbcjourney.projections.settings import ClinicalSettings
-
-
-class Assessment(StrEnum):
-    BIOPSY = "biopsy"
-    BONE_SCAN = "bone_scan"
-    IMAGING = "imaging"
 
 
 @dataclass(frozen=True, order=True)

@@ -1,48 +1,4 @@
-"""The live projection worker: event topic in, projection rows in PostgreSQL out.
-
-The scale-out deployment is assembled by :func:`mbcjourney.bootstrap.run_worker`
-(the faust app itself is built in :mod:`~mbcjourney.processors.faust_app`);
-:class:`BatchProcessor` is the processing, written against small ports so it runs
-with fakes in the unit tests.  Records arrive in chunks (``stream.take_events``),
-handed to a processing task so that the consumer fills the next chunk meanwhile;
-live, what is held is processed at once; while catching up on a backlog
-(``BACKLOG_LAG`` records behind or more), chunks are gathered into batches of up to
-``batch_max`` records, so a patient is projected and written once for many events.
-Per batch:
-
-1. **Contiguity.**  Per partition, the worker knows the last offset it projected
-   (the checkpoint stored with the rows).  Offsets the consumer skipped (Kafka's
-   committed offset may be ahead of the rows, see below) are read again from the
-   topic (:class:`~mbcjourney.processors.kafkaio.RangeReader`) and processed
-   first.  A table that lost its changelog is rebuilt the same way, from offset 0.
-2. **History.**  Each record is decoded against the contract (undecodable: dead
-   letter) and offered to its patient's history (a changelog-backed faust table):
-   new, duplicate, or conflicting ``event_id`` (dead letter, first one wins), as
-   in the embedded log.
-3. **Projection.**  Every patient touched by a record beyond the checkpoint is
-   re-projected once per batch from their whole history, with
-   :func:`mbcjourney.projections.views.project`; late and out-of-order facts just change
-   what that fold sees.  Far behind a backlog, batches only extend histories
-   (step 4's deltas included) until ``PROJECT_EVERY`` records are applied or the
-   backlog is nearly through; every patient touched meanwhile is then projected
-   once, and written with the checkpoints in step 4.
-4. **Durability, in this order.**  The batch's changelog deltas and dead letters
-   are awaited until the broker acknowledged them (``acks=all``); then the rows
-   of the touched patients and the partitions' checkpoints are written in ONE
-   PostgreSQL transaction (in a thread, while the next batch is decoded and
-   projected; one write in flight, in batch order).  Records at or below a
-   stored checkpoint only feed the history: redelivery is harmless.
-
-Kafka's committed offsets are a hint, never the truth.  faust acks a chunk when
-the next one is requested (and in a ``finally``, also when processing raised or
-was cancelled), and its pre-commit producer flush gives up after 0.1 s without
-progress; this worker also gathers chunks and writes behind.  So offsets may be
-committed before their rows exist.  What makes ``kill -9`` harmless is the
-invariant of step 4 -- the checkpoint in PostgreSQL only covers records whose
-history deltas the broker already holds -- plus step 1, which re-reads whatever
-was committed past the checkpoint.  Before partitions move to another worker
-(rebalance), the worker processes and stores what it holds.
-"""
+"""Batches of source records applied to histories, projections and checkpoints (see the package)."""
 
 from __future__ import annotations
 
@@ -51,10 +7,8 @@ import contextlib
 import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -62,148 +16,22 @@ from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.eventlog import DeadLetter
-from mbcjourney.processors.histories import (
-    DEFAULT_CACHED_EVENTS,
-    Histories,
-    Offer,
-    encode_deltas,
+from mbcjourney.processors.histories import Histories, Offer, encode_deltas
+from mbcjourney.processors.kafkaio import EVENTS_TOPIC, SourceRecord
+from mbcjourney.processors.store import Checkpoint
+from mbcjourney.processors.worker.config import (
+    BACKLOG_LAG,
+    BATCH_MAX,
+    GATHER_MAX_S,
+    PROJECT_EVERY,
 )
-from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC, SourceRecord
-from mbcjourney.processors.store import Checkpoint, ProjectionStore
+from mbcjourney.processors.worker.ports import Changelog, DeadLetters, Ranges
+from mbcjourney.processors.worker.sink import ProjectionSink
 from mbcjourney.projections import Journey
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
 from mbcjourney.projections.views import project
 
-if TYPE_CHECKING:
-    from mbcjourney.processors.alerting import AlertConfig
-
 log = structlog.get_logger(__name__)
-
-WRITE_ATTEMPTS = 4
-WRITE_BACKOFF_S = 0.5
-TAKE_CHUNK = 2_000  # records per take_events chunk
-BACKLOG_LAG = 5_000  # records behind the partitions' ends: gather chunks into big batches
-# While catching up, a patient's rows are projected and written once per batch that
-# touches them, from their whole history: the bigger the batch, the fewer times.  At
-# 20,000 records and 2 s, a 2,000-patient backlog re-projected each patient 4-5 times.
-BATCH_MAX = 50_000
-GATHER_MAX_S = 5.0
-# Still further behind, batches only extend histories (their deltas made durable as
-# always); the patients they touch are projected and written, with the checkpoints,
-# once this many records are applied, or when the backlog is nearly through.  A
-# 10,000-patient backlog touched most patients in every batch: each batch
-# re-projected ~8,000 whole histories for ~50,000 new events.
-PROJECT_EVERY = 250_000
-HEARTBEAT_S = 10.0
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Everything ``journey worker`` can set; defaults match infra/ and docker-compose.yml."""
-
-    bootstrap: str
-    db_url: str
-    app_id: str = "mbc-journey"
-    topic: str = EVENTS_TOPIC
-    dead_letter_topic: str = DEAD_LETTER_TOPIC
-    partitions: int = 4
-    replication: int = 1
-    batch_max: int = BATCH_MAX
-    batch_within_s: float = 0.05
-    project_every: int = PROJECT_EVERY
-    max_cached_events: int = DEFAULT_CACHED_EVENTS
-    settings: ClinicalSettings = DEFAULT_CLINICAL
-    log_level: str = "warning"
-    heartbeat_file: Path | None = None  # touched every HEARTBEAT_S while the loop runs
-    alerts: AlertConfig | None = None  # live alerting (processors/alerting.py); None: off
-
-    @property
-    def consumer(self) -> str:
-        """The checkpoint owner: offsets only mean something for one topic."""
-        return f"worker:{self.topic}"
-
-
-# --- ports ---------------------------------------------------------------------------
-
-
-class Changelog(Protocol):
-    """Makes a history delta durable; the awaitable resolves once the broker has it."""
-
-    def append(self, partition: int, offset: int, value: bytes) -> Awaitable[Any]: ...
-
-
-class DeadLetters(Protocol):
-    def send(self, letter: DeadLetter) -> Awaitable[Any]: ...
-
-
-class Ranges(Protocol):
-    async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]: ...
-
-
-RowWriter = Callable[[Sequence[Journey], Sequence[Checkpoint]], object]
-
-
-class ProjectionSink:
-    """The projection store, written off the event loop: one write in flight at a time.
-
-    A batch's write runs in a thread while the next batch is decoded and
-    projected; writes stay in batch order.  A write is retried a few times; if
-    it still fails, ``on_failure`` is told (the worker stops) and the next
-    :meth:`submit` or :meth:`drain` raises.
-    """
-
-    def __init__(self, store: ProjectionStore, consumer: str, executor: ThreadPoolExecutor,
-                 on_failure: Callable[[BaseException], None] = lambda _exc: None,
-                 write: RowWriter | None = None) -> None:
-        self.store = store
-        self.consumer = consumer
-        self.executor = executor
-        self.on_failure = on_failure
-        # ``write`` replaces ``store.write`` (same transaction contract): live alerting
-        # evaluates the written patients in that transaction (processors/alerting.py).
-        self.write_rows: RowWriter = write if write is not None else store.write
-        self._inflight: asyncio.Future[None] | None = None
-
-    async def checkpoints(self) -> dict[int, int]:
-        await self.drain()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.store.checkpoint, self.consumer)
-
-    async def submit(self, journeys: Sequence[Journey], checkpoints: Sequence[Checkpoint]
-                     ) -> None:
-        """Start writing these rows and checkpoints once the previous write succeeded."""
-        await self.drain()
-        task = asyncio.ensure_future(self._write(journeys, checkpoints))
-        task.add_done_callback(self._done)
-        self._inflight = task
-
-    async def drain(self) -> None:
-        """Wait for the write in flight (raises its error)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is not None:
-            await inflight
-
-    def _done(self, task: asyncio.Future[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("worker.write_failed", error=type(task.exception()).__name__)
-            self.on_failure(task.exception())  # type: ignore[arg-type]
-
-    async def _write(self, journeys: Sequence[Journey], checkpoints: Sequence[Checkpoint]
-                     ) -> None:
-        loop = asyncio.get_running_loop()
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                await loop.run_in_executor(self.executor, self.write_rows, journeys,
-                                           checkpoints)
-                return
-            except Exception as exc:  # SQLAlchemy errors: retried, then the worker stops
-                if attempt == WRITE_ATTEMPTS:
-                    raise
-                log.warning("worker.write_retry", attempt=attempt, error=type(exc).__name__)
-                await asyncio.sleep(WRITE_BACKOFF_S * 2 ** (attempt - 1))
-
-
-# --- processing ------------------------------------------------------------------------
 
 
 @dataclass

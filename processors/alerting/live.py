@@ -49,31 +49,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import (
-    Boolean,
-    Column,
-    ColumnElement,
     Connection,
     CursorResult,
-    Date,
-    DateTime,
-    Dialect,
-    Engine,
-    Index,
-    Insert,
-    MetaData,
-    String,
     Table,
-    TypeDecorator,
     and_,
-    any_,
     bindparam,
     cast,
     func,
@@ -81,206 +67,30 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.dialects import postgresql
 
-from mbcjourney.events.alerts import AlertRaised, AlertResolved
-from mbcjourney.events.alerts import Assessment as AssessmentName
+from mbcjourney.events.alerts import Assessment
 from mbcjourney.events.errors import ServiceUnavailable
+from mbcjourney.processors.alerting.config import DEFAULT_INTERVAL_S, Clock, system_clock
+from mbcjourney.processors.alerting.emitter import Emitter
+from mbcjourney.processors.alerting.tables import (
+    _RECORD_COLUMNS,
+    OPEN,
+    RESOLVED,
+    AlertRecord,
+    AlertTables,
+)
+from mbcjourney.processors.sql import among, chunked_in, insert_ignoring_conflicts
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import Journey
 from mbcjourney.projections.alerts import alert_id, overdue_on, utc_day
-from mbcjourney.projections.schedule import Assessment, DueAssessment
+from mbcjourney.projections.schedule import DueAssessment
 
 log = structlog.get_logger(__name__)
 
-ALERTS_TOPIC = "mbc.alerts"
-DEFAULT_INTERVAL_S = 60.0
-OPEN = "open"
-RESOLVED = "resolved"
-_CHUNK = 500
 FLUSH_BATCH = 2_000
 FULL_SWEEP_TICKS = 60  # every past window re-read once an hour at the default interval
 MAX_MARKS = 512
-
-Clock = Callable[[], datetime]
-"""Returns "now" as an aware datetime; the CLI passes :func:`system_clock`, tests a fake."""
-
-AlertMessage = AlertRaised | AlertResolved
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class AlertConfig:
-    """``journey worker --alerts`` options."""
-
-    interval_s: float = DEFAULT_INTERVAL_S
-    topic: str = ALERTS_TOPIC
-    webhooks: Path | None = None
-    clock: Clock = system_clock
-
-
-# --- tables ----------------------------------------------------------------------------
-
-
-def create_tables(metadata: MetaData, engine: Engine) -> None:
-    """``create_all``, tolerating another worker creating the same tables at the same time."""
-    try:
-        metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError):  # PostgreSQL: lost the race; they exist now
-        metadata.create_all(engine)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An aware UTC instant on PostgreSQL (timestamptz) and SQLite (naive, read back as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect
-                             ) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class AlertTables:
-    """``alerts`` (one row per alert id) and ``alert_patients`` (where to route them)."""
-
-    def __init__(self, prefix: str = "") -> None:
-        md = self.metadata = MetaData()
-        self.alerts = Table(
-            f"{prefix}alerts", md,
-            Column("alert_id", String(36), primary_key=True),
-            Column("patient_id", String(64), nullable=False),
-            Column("centre", String(64)),
-            Column("assessment", String(16), nullable=False),
-            Column("due_date", Date, nullable=False),
-            Column("window_end", Date, nullable=False),
-            Column("state", String(8), nullable=False),  # open | resolved
-            Column("raised_on", Date, nullable=False),  # first raised: when people were told
-            Column("raised_at", UtcDateTime(), nullable=False),
-            Column("resolved_on", Date),
-            Column("resolved_at", UtcDateTime()),
-            Column("emitted", String(8)),  # the state last published on the topic
-            Column("pending", Boolean, nullable=False),  # a transition awaits publishing
-        )
-        Index(f"{prefix}alerts_window", self.alerts.c.patient_id, self.alerts.c.assessment,
-              self.alerts.c.due_date, unique=True)
-        Index(f"{prefix}alerts_pending", self.alerts.c.pending,
-              postgresql_where=self.alerts.c.pending, sqlite_where=self.alerts.c.pending)
-        self.patients = Table(
-            f"{prefix}alert_patients", md,
-            Column("patient_id", String(64), primary_key=True),
-            Column("centre", String(64)),
-        )
-
-    def create(self, engine: Engine) -> None:
-        create_tables(self.metadata, engine)
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    """One row of the ``alerts`` table."""
-
-    alert_id: str
-    patient_id: str
-    centre: str | None
-    assessment: AssessmentName
-    due_date: date
-    window_end: date
-    state: str
-    raised_on: date
-    raised_at: datetime
-    resolved_on: date | None
-    resolved_at: datetime | None
-    emitted: str | None = None
-    pending: bool = True
-
-    # Built without validation (model_construct): the row was valid when it was written.
-
-    def raised(self) -> AlertRaised:
-        return AlertRaised.model_construct(
-            alert_id=uuid.UUID(self.alert_id), patient_id=self.patient_id, at=self.raised_at,
-            event_type="alert.raised", centre=self.centre, assessment=self.assessment,
-            due_date=self.due_date, window_end=self.window_end, on=self.raised_on)
-
-    def resolved(self) -> AlertResolved:
-        if self.resolved_on is None or self.resolved_at is None:
-            raise ValueError(f"alert {self.alert_id} is not resolved")
-        return AlertResolved.model_construct(
-            alert_id=uuid.UUID(self.alert_id), patient_id=self.patient_id, at=self.resolved_at,
-            event_type="alert.resolved", on=self.resolved_on)
-
-    def unpublished(self) -> list[AlertMessage]:
-        """The messages that bring the topic from ``emitted`` to ``state``."""
-        if self.emitted == self.state:
-            return []
-        if self.state == OPEN:
-            return [self.raised()]
-        if self.emitted == OPEN:
-            return [self.resolved()]
-        return [self.raised(), self.resolved()]  # raised and resolved before publishing
-
-
-_RECORD_COLUMNS = tuple(f for f in AlertRecord.__dataclass_fields__)
-
-
-def among(conn: Connection, column: ColumnElement[str], values: Sequence[str]
-          ) -> ColumnElement[bool]:
-    """``column IN values``: one array parameter on PostgreSQL (cheap however many)."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
-    return column.in_(list(values))
-
-
-def insert_ignoring_conflicts(conn: Connection, table: Table) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()  # type: ignore[no-any-return]
-
-
-# --- publishing ------------------------------------------------------------------------
-
-
-class Emitter(Protocol):
-    """Publishes alert messages; returns once the broker holds them all, else raises."""
-
-    def emit(self, messages: Sequence[AlertMessage]) -> None: ...
-
-
-class KafkaEmitter:
-    """``mbc.alerts``: key = patient_id, value = the message's JSON; acks=all, idempotent."""
-
-    def __init__(self, producer: Any, topic: str = ALERTS_TOPIC, timeout_s: float = 60.0) -> None:
-        self.producer = producer
-        self.topic = topic
-        self.timeout_s = timeout_s
-
-    def emit(self, messages: Sequence[AlertMessage]) -> None:
-        futures = [self.producer.send(self.topic, key=m.patient_id.encode(),
-                                      value=m.model_dump_json().encode()) for m in messages]
-        self.producer.flush(timeout=self.timeout_s)
-        for future in futures:
-            try:
-                future.get(timeout=self.timeout_s)
-            except Exception as exc:  # kafka-python raises KafkaError subclasses
-                raise ServiceUnavailable(f"publishing alerts to {self.topic} failed: "
-                                         f"{type(exc).__name__}") from None
-
-    def close(self) -> None:
-        self.producer.close(timeout=10)
-
-
-# --- evaluation --------------------------------------------------------------------------
 
 
 @dataclass
@@ -382,10 +192,9 @@ class LiveAlerts:
         t, p = self.tables.alerts, self.tables.patients
         ids = sorted({j.patient_id for j in journeys})
         current: dict[str, dict[str, str]] = {}  # patient -> alert id -> state
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
+        for among_ids in chunked_in(conn, t.c.patient_id, ids):
             for row in conn.execute(select(t.c.alert_id, t.c.patient_id, t.c.state)
-                                    .where(among(conn, t.c.patient_id, chunk))):
+                                    .where(among_ids)):
                 current.setdefault(row.patient_id, {})[row.alert_id] = row.state
         centres = _centres(conn, p, ids)
 
@@ -594,10 +403,9 @@ def _changed(result: CursorResult[Any]) -> int:
 def _centres(conn: Connection, p: Table, patient_ids: Iterable[str]) -> dict[str, str | None]:
     ids = sorted(set(patient_ids))
     found: dict[str, str | None] = {}
-    for i in range(0, len(ids), _CHUNK):
+    for among_ids in chunked_in(conn, p.c.patient_id, ids):
         found.update((pid, centre) for pid, centre in conn.execute(
-            select(p.c.patient_id, p.c.centre)
-            .where(among(conn, p.c.patient_id, ids[i : i + _CHUNK]))))
+            select(p.c.patient_id, p.c.centre).where(among_ids)))
     return found
 
 
