@@ -32,6 +32,7 @@ from mbcjourney.processors.worker import BATCH_MAX, PROJECT_EVERY
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings, database_url
+from mbcjourney.timeparse import BadTime, parse_date, parse_instant
 
 log = structlog.get_logger(__name__)
 
@@ -71,25 +72,18 @@ def _date(_ctx: Any, _param: Any, value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("expected a date YYYY-MM-DD") from None
+        return parse_date(value)
+    except BadTime as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _instant(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter("expected an ISO date-time, e.g. 2026-01-31T00:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # a date or naive time is read as UTC
-    if len(value) == 10:  # a bare date means the end of that day
-        from mbcjourney.engine import end_of_day
-
-        moment = end_of_day(moment.date())
-    return moment
+        return parse_instant(value)
+    except BadTime as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def view_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -667,9 +661,11 @@ from mbcjourney import alerts_cli  # noqa: E402, F401  (registers `journey alert
 
 
 def main() -> None:
+    from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError
 
     from mbcjourney.processors.db import database_failure
+    from mbcjourney.settings import problems
 
     try:
         cli(standalone_mode=True)
@@ -678,4 +674,7 @@ def main() -> None:
         sys.exit(2)
     except OperationalError as exc:  # the database is down, unreachable, locked or full
         click.echo(f"error: {database_failure(exc)}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # an option that breaks a model's rule (e.g. --by too long)
+        click.echo(f"error: {problems(exc)}", err=True)
         sys.exit(2)
