@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
 
@@ -79,3 +80,31 @@ def test_issue19_item15_a_snooze_by_over_100_characters_is_one_error_line(
                      "--db", "sqlite:///x.db", check=False)
     _refused(result, "error: by: String should have at most 100 characters")
     assert "x" * 20 not in result.stderr  # the value given is not echoed
+
+
+FORMULA = '=HYPERLINK("http://example.invalid/x","click")'
+
+
+def test_issue19_item17_csv_exports_neutralise_formulas_and_keep_rows_whole(
+        journey: Journey, tmp_path: Path) -> None:
+    """An unknown drug named like a formula, and one holding a line feed and a carriage
+    return, reach ``regimen``, ``current_regimen`` and findings as inert, whole cells."""
+    a = PatientBuilder("P-000001", recorded="2024-01-25T00:00:00Z")
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_bytes(to_jsonl([
+        a.included("2024-01-10"), a.ihc("2024-01-05", her2="3+"),
+        a.line("2024-01-20", "L1", FORMULA, "two\nlines\rdrug")]))
+    journey("ingest", str(cohort), "--db", "sqlite:///x.db")
+    cells: list[str] = []
+    for what in ("patients", "lines", "findings"):
+        # To a file: the fixture's text-mode stdout would turn a carriage return into "\n".
+        journey("export", what, "--db", "sqlite:///x.db", "--output", f"{what}.csv")
+        with (tmp_path / f"{what}.csv").open(newline="") as f:
+            rows = list(csv.reader(f))
+        assert len({len(r) for r in rows}) == 1, rows  # no row split by the line breaks
+        cells += [c for r in rows[1:] for c in r]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    regimens = [c for c in cells if "HYPERLINK" in c]
+    assert regimens, cells  # regimen, current_regimen (and any finding naming it)
+    assert all(c.startswith("'") for c in regimens if c.lstrip("'").startswith("="))
+    assert any("two\nlines\rdrug" in c for c in cells)
