@@ -86,6 +86,23 @@ def _utc_text(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+def lock_for_append(conn: Connection) -> None:
+    """Make ``conn``'s transaction the only appender until it ends; first statement of it.
+
+    Classifying a batch (accepted, duplicate, conflict) reads the log's last position
+    and then inserts: another writer committing in between would have its rows taken
+    for this batch's, over-counting "accepted" and losing this batch's conflicts
+    (issue 19: two ``journey ingest`` into one SQLite file).  SQLite: ``BEGIN
+    IMMEDIATE`` takes the write lock before that read (the driver would begin only at
+    the insert); a second writer waits for it (``busy_timeout``), then sees the
+    first's rows.  PostgreSQL: an exclusive table lock, which readers do not wait for.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+
+
 class EventRow(NamedTuple):
     """One row of the events table, in column order (built where the event is decoded)."""
 
@@ -199,6 +216,8 @@ class SqlEventLog:
         can have added: appends are serialised (SQLite has one writer; PostgreSQL
         takes a table lock), which also keeps positions in commit order for readers
         that follow the log by position.  Only the (rare) refused ids are looked up.
+        The lock is taken before the last position is read (:func:`lock_for_append`),
+        so a concurrent writer's rows can never be counted as this one's.
         """
         first: dict[str, int] = {}  # event_id -> index of its first row in this batch
         for index, row in enumerate(rows):
@@ -207,8 +226,7 @@ class SqlEventLog:
             return [], 0, []
         candidates = [rows[i] for i in first.values()]  # batch order = log order
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+            lock_for_append(conn)
             before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
             result = conn.exec_driver_sql(self._insert_sql, candidates)
             inserted: AbstractSet[str]

@@ -298,6 +298,7 @@ def ingest_lines(
     def write(group: list[ValidatedBatch]) -> None:
         """Append a group of batches in one transaction; dead-letter their rejected lines."""
         rows = [v.row for checked in group for v in checked.valid]
+        log.debug("ingest.appending", origin=origin, rows=len(rows))
         accepted, duplicates, conflicts = event_log.append_rows(rows)
         summary.accepted += len(accepted)
         summary.duplicates += duplicates
