@@ -172,7 +172,10 @@ def _ingest_stream(ctx: Context, engine: EmbeddedEngine, stream: BinaryIO, origi
     return summary
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path) -> int | None:
+    """The line count for the progress bar; None for a pipe, which can be read only once."""
+    if not path.is_file():  # a named pipe, a process substitution (/dev/fd/N), a device
+        return None
     with path.open("rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,19 @@ def test_issue19_item17_csv_exports_neutralise_formulas_and_keep_rows_whole(
     assert regimens, cells  # regimen, current_regimen (and any finding naming it)
     assert all(c.startswith("'") for c in regimens if c.lstrip("'").startswith("="))
     assert any("two\nlines\rdrug" in c for c in cells)
+
+
+def test_issue19_item2_a_named_pipe_is_read_once_and_ingested(tmp_path: Path) -> None:
+    """``journey ingest FIFO`` (or ``<(cat f)``): counting lines first drained the pipe."""
+    cohort = _small_cohort(tmp_path / "c.jsonl").read_bytes()
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mbcjourney", "--quiet", "ingest", str(fifo),
+         "--db", "sqlite:///x.db"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with fifo.open("wb") as pipe:  # blocks until journey opens it: no sleep needed
+        pipe.write(cohort)
+    out, err = run.communicate(timeout=120)  # before the fix: 0 lines read, or a hang
+    assert run.returncode == 0, err[-3000:]
+    assert "read 3 lines: 3 accepted, 0 duplicate, 0 rejected" in out
