@@ -11,6 +11,7 @@ and counted once); with different content it is a conflict, refused.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     MetaData,
@@ -33,9 +35,12 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
+    inspect,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
@@ -73,6 +78,11 @@ dead_letters_table = Table(
     Column("patient_id", String(64)),
     Column("reason", Text, nullable=False),  # field: reason; ... (no payload values)
     Column("original", LargeBinary, nullable=False),  # the bytes exactly as received
+    # sha256 of ``original``: with ``origin`` the dead letter's identity, so a rerun
+    # (after a kill, or of the same file) records each rejected line once.  Empty
+    # (NULL) on rows stored before the key existed.
+    Column("original_sha256", String(64)),
+    Index("ux_dead_letters_origin_original", "origin", "original_sha256", unique=True),
 )
 
 _IN_CHUNK = 500  # stay far below SQLite's bound-parameter limit
@@ -147,6 +157,9 @@ class DeadLetter:
     event_id: str | None = None
     event_type: str | None = None
     patient_id: str | None = None
+    # A Kafka tombstone (a record without a value), as opposed to an empty value: both
+    # have ``original == b""``; the dead-letter topic says which in a header.
+    tombstone: bool = False
 
     @classmethod
     def of(cls, original: bytes, error: InvalidEvent, origin: str, received_at: datetime
@@ -185,6 +198,7 @@ class SqlEventLog:
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
+        _add_dead_letter_key(self.engine)
 
     # --- writing ---------------------------------------------------------------
 
@@ -288,17 +302,22 @@ class SqlEventLog:
                 "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
+        """Store dead letters once each: one already stored (same origin, same bytes) is skipped.
+
+        Returns how many were offered.
+        """
         rows = [
             {
                 "received_at": d.received_at, "origin": d.origin[:300], "event_id": d.event_id,
                 "event_type": d.event_type, "patient_id": d.patient_id, "reason": d.reason,
                 "original": d.original,
+                "original_sha256": hashlib.sha256(d.original).hexdigest(),
             }
             for d in letters
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(dead_letters_table), rows)
+                conn.execute(_insert_new_letters(conn.dialect.name), rows)
         return len(rows)
 
     # --- reading ---------------------------------------------------------------
@@ -401,6 +420,40 @@ class SqlEventLog:
                            r.event_type, r.patient_id)
                 for r in rows
             ]
+
+
+def _insert_new_letters(dialect: str) -> Insert:
+    """INSERT into dead_letters that skips a row whose (origin, sha256) is already stored."""
+    if dialect == "postgresql":
+        return pg_insert(dead_letters_table).on_conflict_do_nothing(
+            index_elements=["origin", "original_sha256"])
+    return sqlite_insert(dead_letters_table).on_conflict_do_nothing(
+        index_elements=["origin", "original_sha256"])
+
+
+def _add_dead_letter_key(engine: Engine) -> None:
+    """Give a dead-letter table made before its idempotency key the column and unique index.
+
+    Older rows keep an empty hash (the index allows any number of those); only new
+    dead letters are deduplicated.  Safe to run by several processes at once.
+    """
+    columns = {c["name"] for c in inspect(engine).get_columns("dead_letters")}
+    with engine.begin() as conn:
+        if "original_sha256" not in columns:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS original_sha256 "
+                    "VARCHAR(64)")
+            else:
+                try:
+                    conn.exec_driver_sql(
+                        "ALTER TABLE dead_letters ADD COLUMN original_sha256 VARCHAR(64)")
+                except OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc.orig):
+                        raise
+        conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_dead_letters_origin_original "
+            "ON dead_letters (origin, original_sha256)")
 
 
 def _streamed(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:

@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -63,6 +63,24 @@ class SourceRecord:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
 
+# Header of a dead letter whose record was a tombstone (no value), not an empty value.
+TOMBSTONE_HEADER = "tombstone"
+
+
+def dead_letter_for(record: SourceRecord, letter: DeadLetter) -> DeadLetter:
+    """``letter`` for ``record``, completed from the record itself.
+
+    The record's key names the patient when the body could not; a record without a
+    value (a tombstone) is flagged, since its original bytes, b"", look like an empty
+    value's.
+    """
+    if letter.patient_id is None and record.key:
+        letter = replace(letter, patient_id=record.key.decode(errors="replace")[:64])
+    if record.value is None:
+        letter = replace(letter, tombstone=True)
+    return letter
+
+
 def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Headers]:
     """(key, value, headers) of a dead letter on the dead-letter topic."""
     headers: Headers = [
@@ -74,6 +92,8 @@ def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Header
         value = getattr(letter, name)
         if value is not None:
             headers.append((name, value.encode()))
+    if letter.tombstone:  # the value is b"" either way: a record without one says so here
+        headers.append((TOMBSTONE_HEADER, b"true"))
     key = letter.patient_id.encode() if letter.patient_id else None
     return key, letter.original, headers
 

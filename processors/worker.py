@@ -52,7 +52,7 @@ import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
@@ -69,7 +69,12 @@ from mbcjourney.processors.histories import (
     Offer,
     encode_deltas,
 )
-from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC, SourceRecord
+from mbcjourney.processors.kafkaio import (
+    DEAD_LETTER_TOPIC,
+    EVENTS_TOPIC,
+    SourceRecord,
+    dead_letter_for,
+)
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import Journey
 from mbcjourney.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -478,9 +483,7 @@ class BatchProcessor:
         origin = f"{self.topic}/{record.partition}/{record.offset}"
         log.info("event.rejected", origin=origin, event_type=error.event_type,
                  reason=error.reason_code)
-        letter = DeadLetter.of(raw, error, origin, record.received_at)
-        if letter.patient_id is None and record.key:  # unreadable body: the record's key says
-            letter = replace(letter, patient_id=record.key.decode(errors="replace")[:64])
+        letter = dead_letter_for(record, DeadLetter.of(raw, error, origin, record.received_at))
         return self.dead_letters.send(letter)
 
     async def _contiguous(self, records: Sequence[SourceRecord]
