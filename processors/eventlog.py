@@ -174,7 +174,8 @@ class DeadLetter:
             for key in ids:
                 value = data.get(key)
                 ids[key] = value[:64] if isinstance(value, str) else None
-        return cls(original, str(error), origin, received_at, **ids)
+        return cls(original, str(error), origin, received_at, event_id=ids["event_id"],
+                   event_type=ids["event_type"], patient_id=ids["patient_id"])
 
 
 @dataclass
