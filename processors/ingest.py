@@ -21,6 +21,7 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_with_body
+from mbcjourney.events.limits import MAX_LINE_BYTES, line_too_long_reason
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
 
@@ -174,6 +175,9 @@ def prepare_batch(batch: list[tuple[int, bytes]], received_at: datetime) -> Deco
     refused: list[Refused] = []
     patients: dict[str, int | None] = {}
     for index, (_, raw) in enumerate(batch):
+        if len(raw) > MAX_LINE_BYTES:  # TODO(admission): move into the admission decision
+            refused.append(Refused(index, InvalidEvent.single("$", line_too_long_reason())))
+            continue
         try:
             event, body = decode_with_body(raw, received_at=received_at)
         except InvalidEvent as error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import time
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import structlog
 
 from mbcjourney.errors import ConfigurationError, ServiceUnavailable
+from mbcjourney.events.limits import MAX_LINE_BYTES
 from mbcjourney.processors.eventlog import DeadLetter
 
 log = structlog.get_logger(__name__)
@@ -65,6 +67,15 @@ class SourceRecord:
 
 # Header of a dead letter whose record was a tombstone (no value), not an empty value.
 TOMBSTONE_HEADER = "tombstone"
+# A dead letter over MAX_LINE_BYTES (a line too long to publish) goes to the topic cut
+# to its first MAX_LINE_BYTES bytes, with its full length and its sha256 in these.
+TRUNCATED_FROM_HEADER = "truncated_from_bytes"
+SHA256_HEADER = "original_sha256"
+# The producer's largest request (kafka-python's default, stated): above the largest
+# record we send (a line of MAX_LINE_BYTES or a cut dead letter, its key and headers),
+# below the broker's message.max.bytes (its default, 1048588, which infra/kafka keeps).
+MAX_REQUEST_BYTES = 1_048_576
+BROKER_MESSAGE_MAX_BYTES = 1_048_588
 
 
 def dead_letter_for(record: SourceRecord, letter: DeadLetter) -> DeadLetter:
@@ -95,7 +106,12 @@ def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Header
     if letter.tombstone:  # the value is b"" either way: a record without one says so here
         headers.append((TOMBSTONE_HEADER, b"true"))
     key = letter.patient_id.encode() if letter.patient_id else None
-    return key, letter.original, headers
+    value = letter.original
+    if len(value) > MAX_LINE_BYTES:  # would not fit a record: its head, and what it was
+        headers += [(TRUNCATED_FROM_HEADER, str(len(value)).encode()),
+                    (SHA256_HEADER, hashlib.sha256(value).hexdigest().encode())]
+        value = value[:MAX_LINE_BYTES]
+    return key, value, headers
 
 
 def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
