@@ -665,7 +665,7 @@ from mbcjourney import alerts_cli  # noqa: E402, F401  (registers `journey alert
 
 def main() -> None:
     from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     from mbcjourney.processors.db import database_failure
     from mbcjourney.settings import problems
@@ -675,7 +675,7 @@ def main() -> None:
     except JourneyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except OperationalError as exc:  # the database is down, unreachable, locked or full
+    except DBAPIError as exc:  # the database is down, unreachable, locked or full, or refused
         click.echo(f"error: {database_failure(exc)}", err=True)
         sys.exit(2)
     except ValidationError as exc:  # an option that breaks a model's rule (e.g. --by too long)

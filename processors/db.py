@@ -123,7 +123,7 @@ def placeholder(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def database_failure(exc: OperationalError) -> str:
+def database_failure(exc: DBAPIError) -> str:
     """What a user should read when the database itself fails (no traceback, no password).
 
     The driver's own first line names the host and port (PostgreSQL) or the cause

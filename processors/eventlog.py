@@ -309,8 +309,9 @@ class SqlEventLog:
         """
         rows = [
             {
-                "received_at": d.received_at, "origin": d.origin[:300], "event_id": d.event_id,
-                "event_type": d.event_type, "patient_id": d.patient_id, "reason": d.reason,
+                "received_at": d.received_at, "origin": _text(d.origin[:300]),
+                "event_id": _text(d.event_id), "event_type": _text(d.event_type),
+                "patient_id": _text(d.patient_id), "reason": _text(d.reason),
                 "original": d.original,
                 "original_sha256": hashlib.sha256(d.original).hexdigest(),
             }
@@ -421,6 +422,16 @@ class SqlEventLog:
                            r.event_type, r.patient_id)
                 for r in rows
             ]
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` storable in any text column: PostgreSQL text cannot hold U+0000.
+
+    A dead letter's text (reason, ids read best-effort from the input) only describes
+    it; the original bytes, exact, are in a binary column.  Without this, one NUL in
+    a rejected line's event id failed the whole batch's dead letters on PostgreSQL.
+    """
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
 
 
 def _insert_new_letters(dialect: str) -> Insert:
