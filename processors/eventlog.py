@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, encode_event
@@ -449,7 +449,18 @@ def _add_dead_letter_key(engine: Engine) -> None:
     Older rows keep an empty hash (the index allows any number of those); only new
     dead letters are deduplicated.  Safe to run by several processes at once.
     """
-    columns = {c["name"] for c in inspect(engine).get_columns("dead_letters")}
+    inspector = inspect(engine)
+    columns = {c["name"] for c in inspector.get_columns("dead_letters")}
+    indexes = {i["name"] for i in inspector.get_indexes("dead_letters")}
+    if "original_sha256" in columns and "ux_dead_letters_origin_original" in indexes:
+        return  # the usual case: nothing to write, no lock to wait for
+    try:
+        _add_dead_letter_column_and_index(engine, columns)
+    except (IntegrityError, ProgrammingError):  # PostgreSQL: another process, same moment
+        _add_dead_letter_column_and_index(engine, {"original_sha256"})
+
+
+def _add_dead_letter_column_and_index(engine: Engine, columns: AbstractSet[str]) -> None:
     with engine.begin() as conn:
         if "original_sha256" not in columns:
             if conn.dialect.name == "postgresql":
