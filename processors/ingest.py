@@ -34,9 +34,9 @@ BATCH_SIZE = 20_000  # lines validated together (in a decode process for big inp
 COMMIT_ROWS = 100_000
 # A commit group also ends after this many lines read, or bytes of them, valid or not:
 # counting only valid rows let a file of rejected lines gather in memory, all of it
-# (900,000 rejected lines took 2.1 GB).  Rejected lines cost no index writes, so a
-# bound a few times the row bound keeps the commits few.
-COMMIT_LINES = 4 * COMMIT_ROWS
+# (900,000 rejected lines took 2.1 GB).  A rejected line held until its commit weighs
+# about as much as a valid row, so the same bound.
+COMMIT_LINES = COMMIT_ROWS
 COMMIT_BYTES = 256 << 20
 # Batches decoded ahead of the writer: enough to keep the decode processes busy while
 # a whole commit group is being written (else they idle, and then the writer waits).
@@ -314,9 +314,9 @@ def ingest_lines(
         summary.duplicates += duplicates
         summary.patients.update(rows[i].patient_id for i in accepted)
         conflicting = set(conflicts)
-        letters: list[DeadLetter] = []
         offset = 0
-        for checked in group:
+        for checked in group:  # dead letters a batch at a time: their rows weigh ~2 KB each
+            letters: list[DeadLetter] = []
             rejected = list(checked.rejected)
             rejected += [(v.at, InvalidEvent.single(
                 "event_id", "already stored with different content",
@@ -330,7 +330,7 @@ def ingest_lines(
                 log.debug("event.rejected", origin=origin, line=number,
                           event_type=error.event_type, reason=error.reason_code)
             summary.read += len(checked.lines)
-        event_log.dead_letter(letters)
+            event_log.dead_letter(letters)
         if on_batch is not None:
             for checked in group:
                 on_batch(len(checked.lines))

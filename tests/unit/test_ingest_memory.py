@@ -7,7 +7,7 @@ bench.rejects`` measures the memory; this test pins the rule on a small scale.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from mbcjourney.processors import ingest
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import DeadLetter, SqlEventLog
+from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog
 
 RECEIVED = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -25,6 +25,11 @@ class CountingLog(SqlEventLog):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.letter_groups: list[int] = []
+        self.appends = 0
+
+    def append_rows(self, rows: Sequence[EventRow]) -> tuple[list[int], int, list[int]]:
+        self.appends += 1  # once per commit group
+        return super().append_rows(rows)
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
         letters = list(letters)
@@ -47,5 +52,6 @@ def test_issue19_item14_rejected_lines_are_written_in_bounded_groups(
         assert summary.read == summary.rejected_total == 5_000
         assert sum(log.letter_groups) == 5_000
         assert max(log.letter_groups) <= 1_000, log.letter_groups
+        assert log.appends >= 5  # commit groups of at most 1,000 lines
     finally:
         engine.dispose()
