@@ -14,6 +14,13 @@ half-processed.
   input (the contract itself never nests beyond 3).
 * Numbers are finite: ``NaN``, ``Infinity`` and literals that overflow a double
   (``1e400``) are refused where a number is expected.
+* ``MAX_RECORD_BYTES``: the largest Kafka record the engine sends (an event, or a
+  dead letter cut to ``MAX_EVENT_BYTES``, plus its key and headers): the producer's
+  ``max_request_size`` leaves room for it.
+* ``EARLIEST_DATE`` / ``LATEST_DATE``: the dates a command-line option may name
+  (``--as-of``, ``--cutoff``, ``--known-at``, ``--until``).  Far from the limits of
+  Python's ``date`` (year 1-9999), so the dates derived from them (due dates,
+  windows, end of day) always exist.
 * ``recorded_at`` lies between ``EARLIEST_RECORDED_YEAR`` and the moment the engine
   received the event plus ``RECORDED_AT_SLACK`` (clocks of source systems drift;
   a day also covers every time zone).  ``occurred_at`` years lie within
@@ -23,9 +30,15 @@ half-processed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 MAX_EVENT_BYTES = 256 * 1024
+# A Kafka record may carry, besides the event: its key (a patient id, <= 64 bytes), the
+# dead-letter headers (reason, origin: a few hundred bytes) and the record batch's own
+# overhead.
+MAX_RECORD_BYTES = MAX_EVENT_BYTES + 64 * 1024
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
 MAX_JSON_DEPTH = 200  # jiter's fixed recursion limit
 EARLIEST_CLINICAL_YEAR = 1900
 LATEST_CLINICAL_YEAR = 2100

@@ -2,13 +2,20 @@
 
 Dates are ISO ``YYYY-MM-DD``, booleans ``true``/``false``, missing values empty
 (CSV) or null (JSON, Parquet).  Column names and order come from the row types.
+
+CSV is opened in spreadsheets, and some text in it comes from source systems (an
+unknown drug name, a dead letter's event id): a text cell that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return is written with a leading ``'``, so
+a spreadsheet shows it as text rather than running it as a formula (OWASP, "CSV
+injection").  A cell holding a comma, a quote, a line feed or a carriage return is
+quoted (the ``csv`` module leaves a lone carriage return unquoted, which splits the
+row for most readers).
 """
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -21,6 +28,10 @@ from mbcjourney.errors import ConfigurationError
 FORMATS = ("csv", "json", "parquet")
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_QUOTED_IF_HELD = (",", '"', "\n", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -30,7 +41,19 @@ def _cell(value: Any) -> str:
         return str(value.value)
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     return str(value)
+
+
+def _csv_field(text: str) -> str:
+    if any(c in text for c in _QUOTED_IF_HELD):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_line(cells: Iterable[str]) -> str:
+    return ",".join(map(_csv_field, cells)) + "\n"
 
 
 def _json_value(value: Any) -> Any:
@@ -45,9 +68,9 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> b
     """The table as bytes in ``fmt``."""
     if fmt == "csv":
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_cell(v) for v in row] for row in rows)
+        text.write(_csv_line(columns))
+        for row in rows:
+            text.write(_csv_line(map(_cell, row)))
         return text.getvalue().encode()
     if fmt == "json":
         records = [dict(zip(columns, map(_json_value, row), strict=True)) for row in rows]

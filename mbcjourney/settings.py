@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
+from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings, problems
 
-__all__ = ["DEFAULT_CLINICAL", "DEFAULT_DB_URL", "ClinicalSettings", "database_url"]
+__all__ = ["DEFAULT_CLINICAL", "DEFAULT_DB_URL", "ClinicalSettings", "database_url", "problems"]
 
 DEFAULT_DB_URL = "sqlite:///journey.db"
 

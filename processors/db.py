@@ -16,7 +16,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from mbcjourney.events.errors import ConfigurationError
@@ -48,10 +48,41 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if backend not in ("sqlite", "postgresql"):
         raise ConfigurationError(f"--db: unsupported database {backend!r} (sqlite or postgresql)")
-    engine = create_engine(parsed, future=True)
+    if backend == "sqlite":
+        _require_sqlite_file(url, parsed)
+    # hide_parameters: a database error's message then never carries row values
+    # (patient ids, event bodies), which would reach a terminal or a log.
+    engine = create_engine(parsed, future=True, hide_parameters=True)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _require_sqlite_file(url: str, parsed: URL) -> None:
+    """Refuse a SQLite URL that would store nothing, or a file that is not a SQLite database.
+
+    ``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` open a database that
+    vanishes with the process: an ingest into one would report events accepted and
+    keep none.  Every command opens its database here, so each refuses them.
+    """
+    database = parsed.database or ""
+    if not database or database == ":memory:" or "mode=memory" in database:
+        raise ConfigurationError(
+            f"--db {url}: an in-memory SQLite database keeps nothing; name a file, "
+            "e.g. sqlite:///journey.db")
+    path = sqlite_file(parsed)
+    if path is None or not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigurationError(f"--db {url}: cannot read the file ({exc.strerror})") from None
+    if header and header != _SQLITE_HEADER:
+        raise ConfigurationError(f"--db {url}: the file is not a SQLite database")
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -85,7 +116,7 @@ def placeholder(dialect: Dialect) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def database_failure(exc: OperationalError) -> str:
+def database_failure(exc: DBAPIError) -> str:
     """What a user should read when the database itself fails (no traceback, no password).
 
     The driver's own first line names the host and port (PostgreSQL) or the cause

@@ -11,6 +11,7 @@ and counted once); with different content it is a conflict, refused.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Index,
+    Insert,
     Integer,
     LargeBinary,
     MetaData,
@@ -33,9 +35,12 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
+    inspect,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
@@ -75,10 +80,32 @@ dead_letters_table = Table(
     Column("patient_id", String(64)),
     Column("reason", Text, nullable=False),  # field: reason; ... (no payload values)
     Column("original", LargeBinary, nullable=False),  # the bytes exactly as received
+    # sha256 of ``original``: with ``origin`` the dead letter's identity, so a rerun
+    # (after a kill, or of the same file) records each rejected line once.  Empty
+    # (NULL) on rows stored before the key existed.
+    Column("original_sha256", String(64)),
+    Index("ux_dead_letters_origin_original", "origin", "original_sha256", unique=True),
 )
 
 _FETCH = 5_000  # rows per fetch when streaming the log
 _MMAP_BYTES = 1 << 40  # as much of the file as SQLite allows (it caps this at its own limit)
+
+
+def lock_for_append(conn: Connection) -> None:
+    """Make ``conn``'s transaction the only appender until it ends; first statement of it.
+
+    Classifying a batch (accepted, duplicate, conflict) reads the log's last position
+    and then inserts: another writer committing in between would have its rows taken
+    for this batch's, over-counting "accepted" and losing this batch's conflicts
+    (issue 19: two ``journey ingest`` into one SQLite file).  SQLite: ``BEGIN
+    IMMEDIATE`` takes the write lock before that read (the driver would begin only at
+    the insert); a second writer waits for it (``busy_timeout``), then sees the
+    first's rows.  PostgreSQL: an exclusive table lock, which readers do not wait for.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
 
 class EventRow(NamedTuple):
@@ -113,6 +140,9 @@ class DeadLetter:
     event_id: str | None = None
     event_type: str | None = None
     patient_id: str | None = None
+    # A Kafka tombstone (a record without a value), as opposed to an empty value: both
+    # have ``original == b""``; the dead-letter topic says which in a header.
+    tombstone: bool = False
 
     @classmethod
     def of(cls, original: bytes, error: InvalidEvent, origin: str, received_at: datetime
@@ -127,7 +157,8 @@ class DeadLetter:
             for key in ids:
                 value = data.get(key)
                 ids[key] = value[:64] if isinstance(value, str) else None
-        return cls(original, str(error), origin, received_at, **ids)
+        return cls(original, str(error), origin, received_at, event_id=ids["event_id"],
+                   event_type=ids["event_type"], patient_id=ids["patient_id"])
 
 
 @dataclass
@@ -151,6 +182,7 @@ class SqlEventLog:
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
+        _add_dead_letter_key(self.engine)
 
     # --- writing ---------------------------------------------------------------
 
@@ -182,6 +214,8 @@ class SqlEventLog:
         can have added: appends are serialised (SQLite has one writer; PostgreSQL
         takes a table lock), which also keeps positions in commit order for readers
         that follow the log by position.  Only the (rare) refused ids are looked up.
+        The lock is taken before the last position is read (:func:`lock_for_append`),
+        so a concurrent writer's rows can never be counted as this one's.
         """
         first: dict[str, int] = {}  # event_id -> index of its first row in this batch
         for index, row in enumerate(rows):
@@ -190,8 +224,7 @@ class SqlEventLog:
             return [], 0, []
         candidates = [rows[i] for i in first.values()]  # batch order = log order
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+            lock_for_append(conn)
             before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
             result = conn.exec_driver_sql(self._insert_sql, candidates)
             inserted: AbstractSet[str]
@@ -253,17 +286,23 @@ class SqlEventLog:
                 "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
+        """Store dead letters once each: one already stored (same origin, same bytes) is skipped.
+
+        Returns how many were offered.
+        """
         rows = [
             {
-                "received_at": d.received_at, "origin": d.origin[:300], "event_id": d.event_id,
-                "event_type": d.event_type, "patient_id": d.patient_id, "reason": d.reason,
+                "received_at": d.received_at, "origin": _text(d.origin[:300]),
+                "event_id": _text(d.event_id), "event_type": _text(d.event_type),
+                "patient_id": _text(d.patient_id), "reason": _text(d.reason),
                 "original": d.original,
+                "original_sha256": hashlib.sha256(d.original).hexdigest(),
             }
             for d in letters
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(insert(dead_letters_table), rows)
+                conn.execute(_insert_new_letters(conn.dialect.name), rows)
         return len(rows)
 
     # --- reading ---------------------------------------------------------------
@@ -366,6 +405,61 @@ class SqlEventLog:
                            r.event_type, r.patient_id)
                 for r in rows
             ]
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` storable in any text column: PostgreSQL text cannot hold U+0000.
+
+    A dead letter's text (reason, ids read best-effort from the input) only describes
+    it; the original bytes, exact, are in a binary column.  Without this, one NUL in
+    a rejected line's event id failed the whole batch's dead letters on PostgreSQL.
+    """
+    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
+
+
+def _insert_new_letters(dialect: str) -> Insert:
+    """INSERT into dead_letters that skips a row whose (origin, sha256) is already stored."""
+    if dialect == "postgresql":
+        return pg_insert(dead_letters_table).on_conflict_do_nothing(
+            index_elements=["origin", "original_sha256"])
+    return sqlite_insert(dead_letters_table).on_conflict_do_nothing(
+        index_elements=["origin", "original_sha256"])
+
+
+def _add_dead_letter_key(engine: Engine) -> None:
+    """Give a dead-letter table made before its idempotency key the column and unique index.
+
+    Older rows keep an empty hash (the index allows any number of those); only new
+    dead letters are deduplicated.  Safe to run by several processes at once.
+    """
+    inspector = inspect(engine)
+    columns = {c["name"] for c in inspector.get_columns("dead_letters")}
+    indexes = {i["name"] for i in inspector.get_indexes("dead_letters")}
+    if "original_sha256" in columns and "ux_dead_letters_origin_original" in indexes:
+        return  # the usual case: nothing to write, no lock to wait for
+    try:
+        _add_dead_letter_column_and_index(engine, columns)
+    except (IntegrityError, ProgrammingError):  # PostgreSQL: another process, same moment
+        _add_dead_letter_column_and_index(engine, {"original_sha256"})
+
+
+def _add_dead_letter_column_and_index(engine: Engine, columns: AbstractSet[str]) -> None:
+    with engine.begin() as conn:
+        if "original_sha256" not in columns:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS original_sha256 "
+                    "VARCHAR(64)")
+            else:
+                try:
+                    conn.exec_driver_sql(
+                        "ALTER TABLE dead_letters ADD COLUMN original_sha256 VARCHAR(64)")
+                except OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc.orig):
+                        raise
+        conn.exec_driver_sql(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_dead_letters_origin_original "
+            "ON dead_letters (origin, original_sha256)")
 
 
 def _streamed(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:

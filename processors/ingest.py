@@ -35,6 +35,12 @@ BATCH_SIZE = 20_000  # lines validated together (in a decode process for big inp
 # every commit rewrites most of its pages: at 20,000 rows a commit wrote ~3.5 KB of
 # index per row on a 1M-event log; fewer, bigger commits write far less.
 COMMIT_ROWS = 100_000
+# A commit group also ends after this many lines read, or bytes of them, valid or not:
+# counting only valid rows let a file of rejected lines gather in memory, all of it
+# (900,000 rejected lines took 2.1 GB).  A rejected line held until its commit weighs
+# about as much as a valid row, so the same bound.
+COMMIT_LINES = COMMIT_ROWS
+COMMIT_BYTES = 256 << 20
 # Batches decoded ahead of the writer: enough to keep the decode processes busy while
 # a whole commit group is being written (else they idle, and then the writer waits).
 READ_AHEAD = COMMIT_ROWS // BATCH_SIZE
@@ -255,14 +261,15 @@ def ingest_lines(
     def write(group: list[ValidatedBatch]) -> None:
         """Append a group of batches in one transaction; dead-letter their rejected lines."""
         rows = [v.row for checked in group for v in checked.valid]
+        log.debug("ingest.appending", origin=origin, rows=len(rows))
         accepted, duplicates, conflicts = event_log.append_rows(rows)
         summary.accepted += len(accepted)
         summary.duplicates += duplicates
         summary.patients.update(rows[i].patient_id for i in accepted)
         conflicting = set(conflicts)
-        letters: list[DeadLetter] = []
         offset = 0
-        for checked in group:
+        for checked in group:  # dead letters a batch at a time: their rows weigh ~2 KB each
+            letters: list[DeadLetter] = []
             rejected = list(checked.rejected)
             rejected += [(v.at, refusal(CONFLICT, v.row.event_type))
                 for i, v in enumerate(checked.valid, start=offset) if i in conflicting]
@@ -274,19 +281,25 @@ def ingest_lines(
                 log.debug("event.rejected", origin=origin, line=number,
                           event_type=error.event_type, reason=error.reason_code)
             summary.read += len(checked.lines)
-        event_log.dead_letter(letters)
+            event_log.dead_letter(letters)
         if on_batch is not None:
             for checked in group:
                 on_batch(len(checked.lines))
 
     with bulk_allocation():
         group: list[ValidatedBatch] = []
+        held_rows = held_lines = held_bytes = 0
         for checked in validate_lines(lines, births, received_at=received_at,
                                       batch_size=batch_size, workers=workers):
             group.append(checked)
-            if sum(len(c.valid) for c in group) >= COMMIT_ROWS:
+            held_rows += len(checked.valid)
+            held_lines += len(checked.lines)
+            held_bytes += sum(len(raw) for _, raw in checked.lines)
+            if (held_rows >= COMMIT_ROWS or held_lines >= COMMIT_LINES
+                    or held_bytes >= COMMIT_BYTES):
                 write(group)
                 group = []
+                held_rows = held_lines = held_bytes = 0
         if group:
             write(group)
     log.info("ingest.done", origin=origin, **{k: v for k, v in summary.as_dict().items()

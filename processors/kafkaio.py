@@ -16,17 +16,19 @@ import time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
 
 from mbcjourney.events.errors import ConfigurationError, ServiceUnavailable
+from mbcjourney.events.limits import MAX_EVENT_BYTES
 from mbcjourney.processors.eventlog import DeadLetter
 
 log = structlog.get_logger(__name__)
@@ -61,6 +63,33 @@ class SourceRecord:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
 
+# Header of a dead letter whose record was a tombstone (no value), not an empty value.
+TOMBSTONE_HEADER = "tombstone"
+# A dead letter over MAX_EVENT_BYTES (a line too long to publish) goes to the topic cut
+# to its first MAX_EVENT_BYTES bytes, with its full length and its sha256 in these.
+TRUNCATED_FROM_HEADER = "truncated_from_bytes"
+SHA256_HEADER = "original_sha256"
+# The producer's largest request (kafka-python's default, stated): above the largest
+# record we send (a line of MAX_EVENT_BYTES or a cut dead letter, its key and headers),
+# below the broker's message.max.bytes (its default, 1048588, which infra/kafka keeps).
+MAX_REQUEST_BYTES = 1_048_576
+BROKER_MESSAGE_MAX_BYTES = 1_048_588
+
+
+def dead_letter_for(record: SourceRecord, letter: DeadLetter) -> DeadLetter:
+    """``letter`` for ``record``, completed from the record itself.
+
+    The record's key names the patient when the body could not; a record without a
+    value (a tombstone) is flagged, since its original bytes, b"", look like an empty
+    value's.
+    """
+    if letter.patient_id is None and record.key:
+        letter = replace(letter, patient_id=record.key.decode(errors="replace")[:64])
+    if record.value is None:
+        letter = replace(letter, tombstone=True)
+    return letter
+
+
 def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Headers]:
     """(key, value, headers) of a dead letter on the dead-letter topic."""
     headers: Headers = [
@@ -72,8 +101,15 @@ def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Header
         value = getattr(letter, name)
         if value is not None:
             headers.append((name, value.encode()))
+    if letter.tombstone:  # the value is b"" either way: a record without one says so here
+        headers.append((TOMBSTONE_HEADER, b"true"))
     key = letter.patient_id.encode() if letter.patient_id else None
-    return key, letter.original, headers
+    value = letter.original
+    if len(value) > MAX_EVENT_BYTES:  # would not fit a record: its head, and what it was
+        headers += [(TRUNCATED_FROM_HEADER, str(len(value)).encode()),
+                    (SHA256_HEADER, hashlib.sha256(value).hexdigest().encode())]
+        value = value[:MAX_EVENT_BYTES]
+    return key, value, headers
 
 
 def header(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:

@@ -35,6 +35,7 @@ from mbcjourney.processors.ingest import BATCH_SIZE, LineSummary, validate_lines
 from mbcjourney.processors.kafkaio import (
     DEAD_LETTER_TOPIC,
     EVENTS_TOPIC,
+    MAX_REQUEST_BYTES,
     connect,
     dead_letter_message,
 )
@@ -78,6 +79,7 @@ def open_producer(bootstrap: str, *, linger_ms: int = 50, client_id: str = "jour
         allow_auto_create_topics=False,
         linger_ms=linger_ms,
         batch_size=512 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,  # lines over MAX_EVENT_BYTES never get here
         max_block_ms=60_000,
         # bytes in, bytes out: no serializer callables (deprecated in kafka-python 3)
     )

@@ -35,7 +35,7 @@ from sqlalchemy import (
     bindparam,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 IN_CHUNK = 500  # values per IN (...): far below SQLite's bound-parameter limit
 
@@ -47,12 +47,17 @@ def on_postgres(bind: Connection | Engine) -> bool:
 def create_tables(metadata: MetaData, engine: Engine) -> None:
     """``create_all``, tolerant of another process creating the same tables at the same moment.
 
-    PostgreSQL reports the loser of that race as a duplicate relation or type; the
-    tables then exist, so checking again is all that is needed.
+    PostgreSQL reports the loser of that race as a duplicate relation or type, SQLite
+    as "table ... already exists"; the tables then exist, so checking again is all
+    that is needed.
     """
     try:
         metadata.create_all(engine)
     except (IntegrityError, ProgrammingError):
+        metadata.create_all(engine)
+    except OperationalError as exc:
+        if "already exists" not in str(exc.orig):
+            raise
         metadata.create_all(engine)
 
 

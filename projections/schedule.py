@@ -3,7 +3,8 @@
 * Imaging: last tumour assessment (else the inclusion date) + the interval for
   the patient's group and current treatment; window end = due + grace.
 * Bone scan: patients with bone metastases (at inclusion or in a progression's
-  new sites), from the last bone scan or the inclusion date; same grace.
+  new sites), from the last bone scan, else from the first documentation of bone
+  metastases (the inclusion, or the progression that added bone); same grace.
 * Biopsy: latest progression + 42 days, no grace; satisfied by a biopsy on or
   after that progression.
 Nothing is due after death, loss to follow-up or withdrawal.  "Now" is an
@@ -50,6 +51,21 @@ def imaging_interval_weeks(group: Group, current: Line | None, s: ClinicalSettin
     return s.imaging_interval_weeks_unknown_group
 
 
+def bone_documented(facts: PatientFacts) -> date | None:
+    """The first documentation of bone metastases: the inclusion (bone among its sites) or
+    the earliest progression whose ``new_sites`` hold bone; None without bone metastases.
+
+    The bone-scan window starts here when no bone scan was done yet (DESIGN section 8):
+    counting from the inclusion made a patient overdue the day bone was found.
+    """
+    inclusion = facts.inclusion
+    found = [p.occurred_on for p in facts.progressions
+             if MetastaticSite.BONE in p.payload.new_sites]
+    if inclusion is not None and MetastaticSite.BONE in inclusion.payload.metastatic_sites:
+        found.append(inclusion.occurred_on)
+    return min(found, default=None)
+
+
 def due_assessments(facts: PatientFacts, group: Group, lines: list[Line],
                     s: ClinicalSettings) -> list[DueAssessment]:
     """Assessments with a due date, given everything the history holds."""
@@ -67,14 +83,11 @@ def due_assessments(facts: PatientFacts, group: Group, lines: list[Line],
     due.append(DueAssessment(pid, Assessment.IMAGING, last_imaging, imaging_due,
                              imaging_due + grace))
 
-    bone = MetastaticSite.BONE in inclusion.payload.metastatic_sites or any(
-        MetastaticSite.BONE in p.payload.new_sites for p in facts.progressions
-    )
-    if bone:
+    bone_found = bone_documented(facts)
+    if bone_found is not None:
         scans = facts.bone_scans
         last_scan = scans[-1].occurred_on if scans else None
-        scan_due = (last_scan or inclusion.occurred_on) + timedelta(
-            weeks=s.bone_scan_interval_weeks)
+        scan_due = (last_scan or bone_found) + timedelta(weeks=s.bone_scan_interval_weeks)
         due.append(DueAssessment(pid, Assessment.BONE_SCAN, last_scan, scan_due,
                                  scan_due + grace))
 

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mbcjourney.events.errors import ConfigurationError
 
+# Upper bounds of the intervals: ten years is past any study's follow-up, and keeps
+# every due date (a date plus an interval plus the grace) a representable date.
+_MAX_WEEKS = 520
+_MAX_DAYS = 3650
+
 
 class ClinicalSettings(BaseModel):
     """Study parameters (DESIGN section 5), with the protocol's defaults."""
@@ -37,18 +42,19 @@ class ClinicalSettings(BaseModel):
 
     # Imaging cadence: protocol "every 2 to 6 months according to patient group";
     # study defaults inside that range (DESIGN section 5).
-    imaging_interval_weeks_group3: int = Field(8, ge=1)
-    imaging_interval_weeks_group1_chemotherapy: int = Field(8, ge=1)
-    imaging_interval_weeks_group2: int = Field(12, ge=1)
-    imaging_interval_weeks_group1_endocrine: int = Field(12, ge=1)
-    imaging_interval_weeks_unknown_group: int = Field(8, ge=1)  # the shortest interval
-    grace_days: int = Field(14, ge=0)
+    imaging_interval_weeks_group3: int = Field(8, ge=1, le=_MAX_WEEKS)
+    imaging_interval_weeks_group1_chemotherapy: int = Field(8, ge=1, le=_MAX_WEEKS)
+    imaging_interval_weeks_group2: int = Field(12, ge=1, le=_MAX_WEEKS)
+    imaging_interval_weeks_group1_endocrine: int = Field(12, ge=1, le=_MAX_WEEKS)
+    # the shortest interval:
+    imaging_interval_weeks_unknown_group: int = Field(8, ge=1, le=_MAX_WEEKS)
+    grace_days: int = Field(14, ge=0, le=_MAX_DAYS)
     # Bone scan for patients with bone metastases (protocol: "bone scan (for
     # patients with bone metastasis)"); study default every 24 weeks.
-    bone_scan_interval_weeks: int = Field(24, ge=1)
+    bone_scan_interval_weeks: int = Field(24, ge=1, le=_MAX_WEEKS)
     # Biopsy at each progression (protocol: "metastasis biopsy samples done at
     # baseline and at each progression"); study default within 42 days, no grace.
-    biopsy_due_days_after_progression: int = Field(42, ge=0)
+    biopsy_due_days_after_progression: int = Field(42, ge=0, le=_MAX_DAYS)
 
     # Drug classes that make a line "chemotherapy" for the group 1 cadence.
     cytotoxic_classes: tuple[str, ...] = ("taxane", "anthracycline", "other_cytotoxic")
@@ -69,10 +75,12 @@ class ClinicalSettings(BaseModel):
         try:
             return cls.model_validate(data.get("clinical", {}))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigurationError(f"settings file {path}: {problems}") from None
+            raise ConfigurationError(f"settings file {path}: {problems(exc)}") from None
+
+
+def problems(exc: ValidationError) -> str:
+    """Each broken rule as ``field: reason``; never the value given (it may be patient text)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 DEFAULT_CLINICAL = ClinicalSettings()

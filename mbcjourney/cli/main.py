@@ -62,15 +62,20 @@ for group, commands in COMMANDS.items():
 
 
 def main() -> None:
-    from sqlalchemy.exc import OperationalError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
 
     from mbcjourney.processors.db import database_failure
+    from mbcjourney.projections.settings import problems
 
     try:
         cli(standalone_mode=True)
     except JourneyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except OperationalError as exc:  # the database is down, unreachable, locked or full
+    except DBAPIError as exc:  # the database is down, unreachable, locked or full, or refused
         click.echo(f"error: {database_failure(exc)}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:  # an option that breaks a model's rule (e.g. --by too long)
+        click.echo(f"error: {problems(exc)}", err=True)
         sys.exit(2)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from mbcjourney.bootstrap import open_engine
 from mbcjourney.engine import EmbeddedEngine
+from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
 from mbcjourney.exports import FORMATS
 from mbcjourney.projections.settings import ClinicalSettings
 from mbcjourney.projections.views import end_of_day
@@ -63,14 +64,23 @@ dead_letter_topic_option = click.option(
     help="Topic for rejected input (original bytes, reason in headers).")
 
 
+def _in_range(day: date) -> None:
+    # Far from the limits of Python's date, so a due date or the end of a day derived
+    # from an option always exists (no OverflowError traceback later).
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise click.BadParameter(f"out of range: dates from {EARLIEST_DATE} to {LATEST_DATE}")
+
+
 def parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
-    """``callback=`` of a DATE option: ``YYYY-MM-DD``."""
+    """``callback=`` of a DATE option: ``YYYY-MM-DD``, within ``events/limits.py``'s range."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("expected a date YYYY-MM-DD") from None
+    _in_range(day)
+    return day
 
 
 def parse_instant(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
@@ -83,6 +93,12 @@ def parse_instant(_ctx: Any, _param: Any, value: str | None) -> datetime | None:
         raise click.BadParameter("expected an ISO date-time, e.g. 2026-01-31T00:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # a date or naive time is read as UTC
+    try:
+        _in_range(moment.astimezone(UTC).date())
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-05:00 is past year 9999 in UTC
+        raise click.BadParameter(
+            f"out of range: dates from {EARLIEST_DATE} to {LATEST_DATE}") from None
+    _in_range(moment.date())
     if len(value) == 10:  # a bare date means the end of that day
         moment = end_of_day(moment.date())
     return moment

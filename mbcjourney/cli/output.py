@@ -25,6 +25,9 @@ def print_rejections(summary: LineSummary) -> None:
         click.echo(f"  rejected {count:>6}  {reason}")
 
 
-def count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int | None:
+    """The line count for the progress bar; None for a pipe, which can be read only once."""
+    if not path.is_file():  # a named pipe, a process substitution (/dev/fd/N), a device
+        return None
     with path.open("rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))

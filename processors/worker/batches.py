@@ -7,7 +7,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -17,7 +17,7 @@ from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.eventlog import DeadLetter
 from mbcjourney.processors.histories import Histories, Offer, encode_deltas
-from mbcjourney.processors.kafkaio import EVENTS_TOPIC, SourceRecord
+from mbcjourney.processors.kafkaio import EVENTS_TOPIC, SourceRecord, dead_letter_for
 from mbcjourney.processors.store import Checkpoint
 from mbcjourney.processors.worker.config import (
     BACKLOG_LAG,
@@ -304,9 +304,7 @@ class BatchProcessor:
         origin = f"{self.topic}/{record.partition}/{record.offset}"
         log.info("event.rejected", origin=origin, event_type=error.event_type,
                  reason=error.reason_code)
-        letter = DeadLetter.of(raw, error, origin, record.received_at)
-        if letter.patient_id is None and record.key:  # unreadable body: the record's key says
-            letter = replace(letter, patient_id=record.key.decode(errors="replace")[:64])
+        letter = dead_letter_for(record, DeadLetter.of(raw, error, origin, record.received_at))
         return self.dead_letters.send(letter)
 
     async def _contiguous(self, records: Sequence[SourceRecord]

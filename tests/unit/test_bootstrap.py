@@ -73,8 +73,10 @@ def test_a_database_is_disposed_on_exit(tmp_path: Path) -> None:
     assert engine.pool is not pool
 
 
-def test_the_worker_app_gives_the_sink_its_failure_handler_at_construction() -> None:
-    store = ProjectionStore(make_engine("sqlite://"))
+def test_the_worker_app_gives_the_sink_its_failure_handler_at_construction(
+        tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'rows.db'}"
+    store = ProjectionStore(make_engine(db_url))
     built: list[ProjectionSink] = []
     with ThreadPoolExecutor(1) as executor:
 
@@ -82,6 +84,6 @@ def test_the_worker_app_gives_the_sink_its_failure_handler_at_construction() -> 
             built.append(ProjectionSink(store, "worker:test", executor, on_failure=on_failure))
             return built[-1]
 
-        create_app(WorkerConfig(bootstrap="127.0.0.1:9", db_url="sqlite://"), sink)
+        create_app(WorkerConfig(bootstrap="127.0.0.1:9", db_url=db_url), sink)
     assert len(built) == 1
     assert built[0].on_failure.__name__ == "stop_on_failure"  # the app's, not the default

@@ -1032,12 +1032,13 @@ def test_no_bone_scan_due_without_bone_metastases() -> None:
 
 
 def test_bone_scan_due_once_a_progression_adds_bone_metastases() -> None:
-    """Progression 2025-09-01 with new site bone: bone scans are now due, from the
-    inclusion date (no bone scan yet): 2025-01-06 + 168 = (Jan 31 +25, Feb 28 +53,
-    Mar 31 +84, Apr 30 +114, May 31 +145, Jun 23 +168) 2025-06-23; window end
-    2025-07-07; last_done empty."""
+    """Progression 2025-09-01 with new site bone: bone scans are now due, from that
+    progression, the first documentation of bone (no bone scan yet; DESIGN section 8 as
+    corrected in turn 2, issue 19 item 18): 2025-09-01 + 168 = (Oct 1 +30, Nov 1 +61,
+    Dec 1 +91, Jan 1 +122, Feb 1 +153, Feb 16 +168) 2026-02-16; window end 2026-03-02;
+    last_done empty."""
     assert due(journey(_bone_progression_history()), Assessment.BONE_SCAN) == DueAssessment(
-        PID, Assessment.BONE_SCAN, None, d("2025-06-23"), d("2025-07-07"))
+        PID, Assessment.BONE_SCAN, None, d("2026-02-16"), d("2026-03-02"))
 
 
 def test_bone_scan_due_from_the_last_bone_scan() -> None:

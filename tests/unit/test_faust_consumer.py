@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from mode import Service
@@ -107,10 +108,11 @@ async def _test_a_stopped_service_answers_as_mode_does() -> None:
     assert results.stopped  # mode's own path: a stopping consumer delivers nothing more
 
 
-def test_the_worker_app_consumes_through_the_eager_consumer() -> None:
-    store = ProjectionStore(make_engine("sqlite://"))
+def test_the_worker_app_consumes_through_the_eager_consumer(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"  # an in-memory database is refused
+    store = ProjectionStore(make_engine(db_url))
     with ThreadPoolExecutor(1) as executor:
-        app = create_app(WorkerConfig(bootstrap="127.0.0.1:9", db_url="sqlite://"),
+        app = create_app(WorkerConfig(bootstrap="127.0.0.1:9", db_url=db_url),
                          lambda stop: ProjectionSink(store, "worker:test", executor,
                                                      on_failure=stop))
     assert app.transport.Consumer is EagerFirstConsumer

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -398,3 +399,25 @@ def test_rows_held_back_are_written_once_nothing_more_arrives(
 
     run(hand_and_wait())
     assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+
+
+def test_issue19_a_dead_lettered_tombstone_is_told_from_an_empty_value(
+        store: ProjectionStore, executor: ThreadPoolExecutor) -> None:
+    """Both dead-letter b"" as their original bytes; the tombstone's says so, with its reason."""
+    topic = FakeTopic()
+    tombstone = topic.publish(b"P-000001", b"", partition=0)
+    topic.partitions[0][tombstone.offset] = replace(tombstone, value=None)  # no value at all
+    topic.publish(b"P-000001", b"", partition=0)  # an empty value
+    worker = rig(store, executor, topic)
+
+    run(process_all(worker.processor, [topic.everything()]))
+
+    (gone, empty) = worker.dead.letters
+    assert (gone.original, empty.original) == (b"", b"")
+    assert (gone.tombstone, empty.tombstone) == (True, False)
+    _, _, gone_headers = dead_letter_message(gone)
+    _, _, empty_headers = dead_letter_message(empty)
+    assert header(gone_headers, "tombstone") == "true"
+    assert header(empty_headers, "tombstone") is None
+    assert header(gone_headers, "reason") == "$: tombstone (a record without a value)"
+    assert header(empty_headers, "reason") == "$: empty message"
