@@ -31,7 +31,9 @@ from mbcjourney.events.vocabulary import (
 )
 
 Percent = Annotated[float, Field(ge=0, le=100)]
-DrugName = Annotated[str, Field(min_length=1, max_length=80)]
+# No control characters (a newline or tab in a drug name split export rows and
+# regimen strings); checked by pydantic-core's own regex engine.
+DrugName = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def _unique_sites(sites: list[MetastaticSite]) -> list[MetastaticSite]:

@@ -127,6 +127,7 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
 NOT_JSON_REASON = "not valid JSON"
 DUPLICATE_KEY_REASON = "an object repeats a key"
 TOO_DEEP_REASON = "nested too deeply"
+NUL_REASON = "a NUL character (U+0000) is not allowed"
 BIG_INTEGER_REASON = "an integer does not fit in 64 bits"
 TOO_LONG_REASON = f"longer than {MAX_EVENT_BYTES} bytes"
 ISO_DATE_TIME_REASON = "must be an ISO date-time with zone (YYYY-MM-DDTHH:MM...)"
@@ -156,6 +157,11 @@ def parse_json(raw: bytes | str) -> dict[str, Any]:
         raise InvalidEvent.single("$", reason) from None
     if not isinstance(data, dict):
         raise InvalidEvent.single("$", "must be a JSON object")
+    # JSON can carry U+0000 only escaped; no text column of PostgreSQL can hold it, and
+    # no field of the contract needs it.  (A literal backslash before "u0000" is refused
+    # too: rarer than rare, and never meaningful.)
+    if b"\\u0000" in (raw.encode() if isinstance(raw, str) else raw):
+        raise InvalidEvent.single("$", NUL_REASON)
     return data
 
 

@@ -27,7 +27,7 @@ def _day(offset: int) -> str:
 def cohorts(draw: st.DrawFn) -> list[ClinicalEvent]:
     events: list[ClinicalEvent] = []
     for n in range(draw(st.integers(1, 4))):
-        b = PatientBuilder(f"P-{n:03d}")
+        b = PatientBuilder(f"P-{n:03d}", recorded="2029-06-30T00:00:00Z")  # after any day drawn
         start = draw(DAYS)
         events.append(b.included(_day(start), sites=draw(st.sampled_from([("bone",), ("liver",)]))))
         events.append(b.ihc(_day(start), er=draw(st.sampled_from([0, 5, 80])),

@@ -218,3 +218,21 @@ def test_fuzzed_a_huge_integer_in_an_event_without_recorded_at_is_a_rejection() 
     del raw["recorded_at"]
     error = reject(dumps(raw).replace(b'"ecog":1', b'"ecog":99999999999999999999999'))
     assert str(error) == "$: an integer does not fit in 64 bits"
+
+
+def test_a_nul_character_anywhere_is_refused_before_it_can_reach_a_text_column() -> None:
+    """PostgreSQL text cannot hold U+0000 (issue #19 item 6: it failed a whole batch)."""
+    p = PatientBuilder("P-000006")
+    lab = p.raw("lab.recorded", "2024-01-02", {"test": "CA\u000015-3", "value": 1.0,
+                                              "unit": "U/mL"})
+    assert str(reject(dumps(lab))) == "$: a NUL character (U+0000) is not allowed"
+    key = dumps(p.raw("clinical_exam.recorded", "2024-01-02", {"ecog": 1})).replace(
+        b'"ecog"', b'"ec\\u0000og"')
+    assert str(reject(key)) == "$: a NUL character (U+0000) is not allowed"
+
+
+@pytest.mark.parametrize("name", ["pacli\ntaxel", "Taxol\r", "a\tb", "x\x7f"])
+def test_item17_a_drug_name_with_a_control_character_is_refused(name: str) -> None:
+    p = PatientBuilder("P-000017")
+    raw = dumps(p.raw("line.started", "2024-01-02", {"line_ref": "L1", "drugs": [name]}))
+    assert reject(raw).errors[0].field == "payload.drugs.0"
