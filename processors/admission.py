@@ -15,7 +15,9 @@ verdict and the same reason text on every path.  In arrival order:
    year is refused when the patient's inclusion arrived earlier (in this input or
    in the log).  A fact that arrives *before* the inclusion cannot be judged at
    admission; the projection leaves it out and reports it (``projections/history``),
-   so results never depend on arrival order;
+   so results never depend on arrival order.  A repeat of an event already admitted
+   (stored, or earlier in the input) is not judged again: it goes on to step 4 and
+   is a duplicate, so a rerun after a kill, or a file sent twice, adds nothing;
 4. **duplicate or conflict** (:func:`is_repeat`): the same ``event_id`` again is a
    duplicate when it is the same fact (only ``recorded_at`` may differ), a
    conflict (refused, :data:`CONFLICT`) otherwise; the first one stays.
@@ -100,6 +102,9 @@ class BirthYears:
         self._lookup = lookup
         self._years: dict[str, int] = {}
         self._looked_up: set[str] = set()
+        # ids admitted while their patient's birth year was unknown: their repeats are
+        # duplicates, never refused for the birth year learnt since
+        self._early: dict[str, set[str]] = {}
 
     def preload(self, patient_ids: Iterable[str]) -> None:
         """Ask ``lookup`` about these patients (once each), ahead of :meth:`admit`."""
@@ -115,18 +120,26 @@ class BirthYears:
     def admit(self, event: ClinicalEvent) -> None:
         """Refuse ``event`` if dated before its patient's known birth year; learn inclusions."""
         self.admit_row(event.patient_id, event.occurred_on.year, birth_year_of(event),
-                       event.event_type)
+                       event.event_type, str(event.event_id))
 
     def admit_row(self, patient_id: str, year: int, birth_year: int | None,
-                  event_type: str | None) -> None:
+                  event_type: str | None, event_id: str) -> None:
         """:meth:`admit` on an event's parts (ingest checks rows, not events)."""
         known = self._years.get(patient_id)
-        if known is None and birth_year is not None:
+        if known is None and birth_year is None:
+            self.unjudged(patient_id, event_id)
+            return
+        if known is None:
             known = birth_year  # the inclusion itself must not precede its birth year
-        if known is not None and year < known:
+        if known is not None and year < known and event_id not in self._early.get(
+                patient_id, ()):
             raise refusal(BEFORE_BIRTH, event_type)
         if birth_year is not None:
             self._years.setdefault(patient_id, birth_year)
+
+    def unjudged(self, patient_id: str, event_id: str) -> None:
+        """Note an event admitted before its patient's birth year was known."""
+        self._early.setdefault(patient_id, set()).add(event_id)
 
     def learn(self, patient_id: str, birth_year: int) -> None:
         """Remember an inclusion already admitted (a worker restoring its histories)."""
@@ -137,6 +150,7 @@ class BirthYears:
         for patient_id in patient_ids:
             self._years.pop(patient_id, None)
             self._looked_up.discard(patient_id)
+            self._early.pop(patient_id, None)
 
 
 def is_repeat(known_hash: str, known_body: str | bytes, content_hash: str,

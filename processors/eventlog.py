@@ -267,6 +267,11 @@ class SqlEventLog:
         finally:
             cursor.close()
 
+    def stored_ids(self, event_ids: list[str]) -> set[str]:
+        """Which of these event ids the log holds (admission: a repeat is judged as one)."""
+        with self.engine.connect() as conn:
+            return set(self._stored(event_ids, conn))
+
     def _stored(self, event_ids: list[str], conn: Connection) -> dict[str, tuple[str, str]]:
         """(content hash, body) of stored events, by id."""
         known: dict[str, tuple[str, str]] = {}

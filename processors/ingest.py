@@ -202,6 +202,9 @@ class ValidatedBatch:
     lines: list[tuple[int, bytes]]  # (line number, bytes) as read
     valid: list[Prepared]
     rejected: list[tuple[int, InvalidEvent]]  # (index in ``lines``, error), in reporting order
+    # dated before the birth year, unless a repeat of an event stored or earlier in the
+    # input: the writer decides (:func:`resolve_repeats`); empty unless asked for
+    suspects: list[tuple[Prepared, InvalidEvent]] = field(default_factory=list)
 
 
 def validate_lines(
@@ -211,12 +214,15 @@ def validate_lines(
     received_at: datetime,
     batch_size: int = BATCH_SIZE,
     workers: int = 0,
+    defer_repeats: bool = False,
 ) -> Iterator[ValidatedBatch]:
     """The edge validation of every entry point (``journey ingest``, ``journey publish``).
 
     Each line is admitted (:mod:`~mbcjourney.processors.admission`): decoded against
     the contract, then, in line order, refused if dated before its patient's birth
-    year as known from earlier lines and the log (``births``).
+    year as known from earlier lines and the log (``births``).  With
+    ``defer_repeats`` such a line is a suspect, settled by the writer
+    (:func:`resolve_repeats`): a repeat of an event is judged as one.
     """
     for batch, (prepared, refused, patients) in _prepared_batches(
             _batches(lines, batch_size), received_at, workers):
@@ -224,20 +230,62 @@ def validate_lines(
         births.preload(patients)
         known = births.known()
         valid: list[Prepared] = []
+        before_birth: list[tuple[Prepared, InvalidEvent]] = []
         for item in prepared:
             row = item.row
             year = known.get(row.patient_id)
-            if year is None and item.birth_year is None:  # the common case: no call
+            if year is None and item.birth_year is None:  # no birth year yet: nothing to judge
+                births.unjudged(row.patient_id, row.event_id)
                 valid.append(item)
+                continue
+            if year is not None and item.birth_year is None and int(row.occurred_on[:4]) >= year:
+                valid.append(item)  # the common case, without a call
                 continue
             try:
                 births.admit_row(row.patient_id, int(row.occurred_on[:4]), item.birth_year,
-                                 row.event_type)
+                                 row.event_type, row.event_id)
             except InvalidEvent as error:
-                rejected.append((item.at, error.detached()))
+                before_birth.append((item, error.detached()))
             else:
                 valid.append(item)
-        yield ValidatedBatch(batch, valid, rejected)
+        if defer_repeats:
+            yield ValidatedBatch(batch, valid, rejected, before_birth)
+        else:
+            rejected += [(item.at, refused_for) for item, refused_for in before_birth]
+            yield ValidatedBatch(batch, valid, rejected)
+
+
+def resolve_repeats(group: list[ValidatedBatch], stored: Callable[[list[str]], set[str]]
+                    ) -> list[ValidatedBatch]:
+    """Settle the suspects of a commit group: a repeat goes on to the append (a duplicate
+    or a conflict there), anything else is refused for the birth year.
+
+    A repeat is an id the log holds (``stored``) or one that an earlier line of the
+    group carries, which the log will hold once the group is appended.
+    """
+    suspects = [item.row.event_id for checked in group for item, _ in checked.suspects]
+    if not suspects:
+        return group
+    known = stored(suspects)
+    settled: list[ValidatedBatch] = []
+    for checked in group:
+        valid, rejected = list(checked.valid), list(checked.rejected)
+        if checked.suspects:
+            pending = sorted(checked.suspects, key=lambda s: s[0].at)
+            earlier = iter(sorted(checked.valid, key=lambda item: item.at))
+            nxt = next(earlier, None)
+            for item, refused_for in pending:
+                while nxt is not None and nxt.at < item.at:
+                    known.add(nxt.row.event_id)
+                    nxt = next(earlier, None)
+                if item.row.event_id in known:
+                    valid.append(item)
+                else:
+                    rejected.append((item.at, refused_for))
+            valid.sort(key=lambda item: item.at)  # arrival order, for the append
+        known.update(item.row.event_id for item in checked.valid)
+        settled.append(ValidatedBatch(checked.lines, valid, rejected))
+    return settled
 
 
 def ingest_lines(
@@ -260,6 +308,7 @@ def ingest_lines(
 
     def write(group: list[ValidatedBatch]) -> None:
         """Append a group of batches in one transaction; dead-letter their rejected lines."""
+        group = resolve_repeats(group, event_log.stored_ids)
         rows = [v.row for checked in group for v in checked.valid]
         log.debug("ingest.appending", origin=origin, rows=len(rows))
         accepted, duplicates, conflicts = event_log.append_rows(rows)
@@ -290,7 +339,8 @@ def ingest_lines(
         group: list[ValidatedBatch] = []
         held_rows = held_lines = held_bytes = 0
         for checked in validate_lines(lines, births, received_at=received_at,
-                                      batch_size=batch_size, workers=workers):
+                                      batch_size=batch_size, workers=workers,
+                                      defer_repeats=True):
             group.append(checked)
             held_rows += len(checked.valid)
             held_lines += len(checked.lines)

@@ -69,12 +69,13 @@ def _admit(patient_id: str, rows: Iterable[tuple[Any, ...]], *, keyed: bool) -> 
         raw = body if type(body) is bytes else bytes(body)
         try:
             event, raw = decode_record(raw, received_at=received_at(received_us), key=key)
-            births.admit(event)
+            event_key = event.event_id.int
+            first = kept.get(event_key)
+            if first is None:  # a repeat is judged as one, not for the birth year again
+                births.admit(event)
         except InvalidEvent as error:
             rejected[error.reason_code] += 1
             continue
-        event_key = event.event_id.int
-        first = kept.get(event_key)
         if first is None:
             kept[event_key] = raw
             events.append(event)

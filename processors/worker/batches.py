@@ -273,7 +273,9 @@ class BatchProcessor:
         try:
             event, body = decode_record(record.value, received_at=record.received_at,
                                         key=record.key)
-            self.histories.births.admit(event)
+            held = self.histories.get(event.patient_id)
+            if held is None or str(event.event_id) not in held.facts:  # a repeat: step 4
+                self.histories.births.admit(event)
         except InvalidEvent as error:
             if live:
                 stats.rejected += 1

@@ -57,7 +57,8 @@ def named_cases() -> list[bytes]:
         lines += [dumps(e) for e in _valid_journey(f"P-H{n:04d}")]
     p = PatientBuilder("P-H0001")
     # a fact before birth, with the inclusion already known (refused everywhere)
-    lines.append(dumps(p.raw("death.recorded", "1933-05-01", {"cause": "unknown"})))
+    lines.append(dumps(p.raw("death.recorded", "1933-05-01", {"cause": "unknown"},
+                             event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, "P-H0001/death")))))
     # a fact before birth arriving before the inclusion: stored, left out by projections
     q = PatientBuilder("P-H0100")
     lines.append(dumps(q.raw("death.recorded", "1933-05-01", {"cause": "unknown"})))

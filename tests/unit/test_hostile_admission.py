@@ -236,3 +236,15 @@ def test_item17_a_drug_name_with_a_control_character_is_refused(name: str) -> No
     p = PatientBuilder("P-000017")
     raw = dumps(p.raw("line.started", "2024-01-02", {"line_ref": "L1", "drugs": [name]}))
     assert reject(raw).errors[0].field == "payload.drugs.0"
+
+
+def test_item07_a_stored_fact_before_birth_sent_again_is_a_duplicate(log: SqlEventLog) -> None:
+    """Sent before its inclusion it is stored; sent again after it, a duplicate, not a
+    rejection: a rerun after a kill, or a file published twice, adds nothing."""
+    p = PatientBuilder("P-000072")
+    death = dumps(p.raw("death.recorded", "1933-05-01", {"cause": "unknown"}))
+    lines = [death, inclusion(p, birth_year=1950), death]
+    first = ingest_lines(enumerate(lines, 1), log, origin="f", received_at=RECEIVED)
+    assert (first.accepted, first.duplicates, first.rejected_total) == (2, 1, 0)
+    again = ingest_lines(enumerate(lines, 1), log, origin="f", received_at=RECEIVED)
+    assert (again.accepted, again.duplicates, again.rejected_total) == (0, 3, 0)
