@@ -136,7 +136,7 @@ def connect(client: Callable[..., T], bootstrap: str, *,
 
     deadline = wait_for_broker(bootstrap, timeout_s)
     try:
-        with _quiet_bootstrap():
+        with quiet_logger("kafka"):
             return client(bootstrap_servers=bootstrap.split(","),
                           bootstrap_timeout_ms=int(max(deadline - time.monotonic(), 1.0) * 1000),
                           reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS, **config)
@@ -194,17 +194,19 @@ def unavailable(bootstrap: str, timeout_s: float, error: str) -> ServiceUnavaila
 
 
 @contextlib.contextmanager
-def _quiet_bootstrap() -> Iterator[None]:
-    kafka_log = logging.getLogger("kafka")
-    if kafka_log.isEnabledFor(logging.INFO):
+def quiet_logger(name: str) -> Iterator[None]:
+    """Hold back a Kafka client's own log lines (one per failed connection attempt) while
+    it starts, unless they were asked for: the broker probe's one error says it all."""
+    client_log = logging.getLogger(name)
+    if client_log.isEnabledFor(logging.INFO):
         yield
         return
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
-        kafka_log.setLevel(level)
+        client_log.setLevel(level)
 
 
 def _metadata_consumer(bootstrap: str) -> Any:

@@ -28,10 +28,8 @@ drives a reader from its own event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +39,7 @@ from mbcjourney.events.errors import ServiceUnavailable
 from mbcjourney.processors.kafkaio import (
     CONNECT_TIMEOUT_S,
     SourceRecord,
+    quiet_logger,
     unavailable,
     wait_for_broker,
 )
@@ -105,7 +104,7 @@ class TopicReader:
             check_crcs=self.check_crcs,
         )
         try:
-            with _quiet_client():
+            with quiet_logger("aiokafka"):
                 await asyncio.wait_for(consumer.start(), max(deadline - time.monotonic(), 1.0))
         except (KafkaError, TimeoutError) as exc:  # a socket answers, but not a Kafka broker
             await asyncio.shield(consumer.stop())
@@ -213,19 +212,6 @@ class TopicReader:
             raise ServiceUnavailable(f"{self.uri}: {exc}") from None
 
 
-@contextlib.contextmanager
-def _quiet_client() -> Iterator[None]:
-    """aiokafka logs each failed connection attempt; the probe's one error says it all."""
-    client_log = logging.getLogger("aiokafka")
-    if client_log.isEnabledFor(logging.INFO):
-        yield
-        return
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        client_log.setLevel(level)
 
 
 class RangeReader:
