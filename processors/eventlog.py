@@ -11,43 +11,33 @@ and counted once); with different content it is a conflict, refused.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     Index,
-    Insert,
     Integer,
-    LargeBinary,
     MetaData,
     Select,
     String,
     Table,
     Text,
     func,
-    inspect,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored_row
-from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import placeholder
+from mbcjourney.processors.deadletters import DeadLetter, DeadLetterStore
 from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
 
 metadata = MetaData()
@@ -67,24 +57,6 @@ events_table = Table(
     Column("content_hash", String(32), nullable=False),
     Column("body", Text, nullable=False),
     Index("ix_events_patient_position", "patient_id", "position"),
-)
-
-dead_letters_table = Table(
-    "dead_letters",
-    metadata,
-    Column("id", _Position, primary_key=True, autoincrement=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("origin", String(300), nullable=False),  # file:line, topic/partition/offset, http
-    Column("event_id", String(64)),
-    Column("event_type", String(64)),
-    Column("patient_id", String(64)),
-    Column("reason", Text, nullable=False),  # field: reason; ... (no payload values)
-    Column("original", LargeBinary, nullable=False),  # the bytes exactly as received
-    # sha256 of ``original``: with ``origin`` the dead letter's identity, so a rerun
-    # (after a kill, or of the same file) records each rejected line once.  Empty
-    # (NULL) on rows stored before the key existed.
-    Column("original_sha256", String(64)),
-    Index("ux_dead_letters_origin_original", "origin", "original_sha256", unique=True),
 )
 
 _FETCH = 5_000  # rows per fetch when streaming the log
@@ -129,38 +101,6 @@ def event_row(event: ClinicalEvent, body: bytes) -> EventRow:
     )
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """Rejected input, kept with its original bytes so it can be fixed and re-submitted."""
-
-    original: bytes
-    reason: str
-    origin: str
-    received_at: datetime
-    event_id: str | None = None
-    event_type: str | None = None
-    patient_id: str | None = None
-    # A Kafka tombstone (a record without a value), as opposed to an empty value: both
-    # have ``original == b""``; the dead-letter topic says which in a header.
-    tombstone: bool = False
-
-    @classmethod
-    def of(cls, original: bytes, error: InvalidEvent, origin: str, received_at: datetime
-           ) -> DeadLetter:
-        """A dead letter for ``original``; ids are read from it best-effort, for routing."""
-        ids: dict[str, str | None] = {"event_id": None, "event_type": None, "patient_id": None}
-        try:
-            data = orjson.loads(original)
-        except orjson.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            for key in ids:
-                value = data.get(key)
-                ids[key] = value[:64] if isinstance(value, str) else None
-        return cls(original, str(error), origin, received_at, event_id=ids["event_id"],
-                   event_type=ids["event_type"], patient_id=ids["patient_id"])
-
-
 @dataclass
 class AppendOutcome:
     accepted: list[ClinicalEvent] = field(default_factory=list)
@@ -179,10 +119,11 @@ class SqlEventLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.letters = DeadLetterStore(engine)  # rejected input, beside the log
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
-        _add_dead_letter_key(self.engine)
+        self.letters.create()
 
     # --- writing ---------------------------------------------------------------
 
@@ -291,24 +232,8 @@ class SqlEventLog:
                 "ON CONFLICT (event_id) DO NOTHING")
 
     def dead_letter(self, letters: Iterable[DeadLetter]) -> int:
-        """Store dead letters once each: one already stored (same origin, same bytes) is skipped.
-
-        Returns how many were offered.
-        """
-        rows = [
-            {
-                "received_at": d.received_at, "origin": _text(d.origin[:300]),
-                "event_id": _text(d.event_id), "event_type": _text(d.event_type),
-                "patient_id": _text(d.patient_id), "reason": _text(d.reason),
-                "original": d.original,
-                "original_sha256": hashlib.sha256(d.original).hexdigest(),
-            }
-            for d in letters
-        ]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(_insert_new_letters(conn.dialect.name), rows)
-        return len(rows)
+        """Store dead letters once each (see :class:`DeadLetterStore`)."""
+        return self.letters.write(letters)
 
     # --- reading ---------------------------------------------------------------
 
@@ -397,75 +322,13 @@ class SqlEventLog:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
 
+    def dead_letters(self) -> list[DeadLetter]:
+        return self.letters.all()
+
     def last_position(self) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(events_table.c.position))).scalar_one()
         return int(value or 0)
-
-    def dead_letters(self) -> list[DeadLetter]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(dead_letters_table).order_by(dead_letters_table.c.id))
-            return [
-                DeadLetter(bytes(r.original), r.reason, r.origin, r.received_at, r.event_id,
-                           r.event_type, r.patient_id)
-                for r in rows
-            ]
-
-
-def _text(value: str | None) -> str | None:
-    """``value`` storable in any text column: PostgreSQL text cannot hold U+0000.
-
-    A dead letter's text (reason, ids read best-effort from the input) only describes
-    it; the original bytes, exact, are in a binary column.  Without this, one NUL in
-    a rejected line's event id failed the whole batch's dead letters on PostgreSQL.
-    """
-    return value.replace("\x00", "\ufffd") if value is not None and "\x00" in value else value
-
-
-def _insert_new_letters(dialect: str) -> Insert:
-    """INSERT into dead_letters that skips a row whose (origin, sha256) is already stored."""
-    if dialect == "postgresql":
-        return pg_insert(dead_letters_table).on_conflict_do_nothing(
-            index_elements=["origin", "original_sha256"])
-    return sqlite_insert(dead_letters_table).on_conflict_do_nothing(
-        index_elements=["origin", "original_sha256"])
-
-
-def _add_dead_letter_key(engine: Engine) -> None:
-    """Give a dead-letter table made before its idempotency key the column and unique index.
-
-    Older rows keep an empty hash (the index allows any number of those); only new
-    dead letters are deduplicated.  Safe to run by several processes at once.
-    """
-    inspector = inspect(engine)
-    columns = {c["name"] for c in inspector.get_columns("dead_letters")}
-    indexes = {i["name"] for i in inspector.get_indexes("dead_letters")}
-    if "original_sha256" in columns and "ux_dead_letters_origin_original" in indexes:
-        return  # the usual case: nothing to write, no lock to wait for
-    try:
-        _add_dead_letter_column_and_index(engine, columns)
-    except (IntegrityError, ProgrammingError):  # PostgreSQL: another process, same moment
-        _add_dead_letter_column_and_index(engine, {"original_sha256"})
-
-
-def _add_dead_letter_column_and_index(engine: Engine, columns: AbstractSet[str]) -> None:
-    with engine.begin() as conn:
-        if "original_sha256" not in columns:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(
-                    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS original_sha256 "
-                    "VARCHAR(64)")
-            else:
-                try:
-                    conn.exec_driver_sql(
-                        "ALTER TABLE dead_letters ADD COLUMN original_sha256 VARCHAR(64)")
-                except OperationalError as exc:  # another process added it just now
-                    if "duplicate column" not in str(exc.orig):
-                        raise
-        conn.exec_driver_sql(
-            "CREATE UNIQUE INDEX IF NOT EXISTS ux_dead_letters_origin_original "
-            "ON dead_letters (origin, original_sha256)")
-
 
 def _streamed(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
     """The rows of ``query``, streamed a batch at a time.

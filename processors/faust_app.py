@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 from yarl import URL
 
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message
 from mbcjourney.processors.kafkaread import RangeReader

@@ -26,7 +26,8 @@ from mbcjourney.processors.admission import (
     refusal,
 )
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
-from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog, event_row
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.eventlog import EventRow, SqlEventLog, event_row
 
 log = structlog.get_logger(__name__)
 

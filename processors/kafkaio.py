@@ -29,7 +29,7 @@ import structlog
 
 from mbcjourney.events.errors import ConfigurationError, ServiceUnavailable
 from mbcjourney.events.limits import MAX_EVENT_BYTES
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 
 log = structlog.get_logger(__name__)
 

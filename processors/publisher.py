@@ -30,7 +30,7 @@ import structlog
 
 from mbcjourney.events.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.admission import BirthYears
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.ingest import BATCH_SIZE, LineSummary, validate_lines
 from mbcjourney.processors.kafkaio import (
     DEAD_LETTER_TOPIC,

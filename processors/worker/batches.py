@@ -15,7 +15,7 @@ import structlog
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories, Offer, encode_deltas
 from mbcjourney.processors.kafkaio import EVENTS_TOPIC, SourceRecord, dead_letter_for
 from mbcjourney.processors.store import Checkpoint

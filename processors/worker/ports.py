@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.store import Checkpoint
 from mbcjourney.projections import Journey

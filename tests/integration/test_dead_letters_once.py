@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import DeadLetter, SqlEventLog
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.ingest import ingest_lines
 from tests.support.builders import PatientBuilder, dumps
 

@@ -31,7 +31,8 @@ import pytest
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, decode_event, encode_event
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import AppendOutcome, DeadLetter, SqlEventLog
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.eventlog import AppendOutcome, SqlEventLog
 from mbcjourney.processors.histories import Histories, Offer
 from mbcjourney.projections.history import build_history
 from tests.support.builders import RECEIVED, PatientBuilder, dumps

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mbcjourney.processors.eventlog import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.store import Checkpoint, ProjectionStore

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from mbcjourney.processors import ingest
 from mbcjourney.processors.db import make_engine
-from mbcjourney.processors.eventlog import DeadLetter, EventRow, SqlEventLog
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.eventlog import EventRow, SqlEventLog
 
 RECEIVED = datetime(2030, 1, 1, tzinfo=UTC)
 
