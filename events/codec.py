@@ -19,7 +19,11 @@ import jiter
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from mbcjourney.events.catalogue import EVENT_CLASSES, ClinicalEvent
+from mbcjourney.events.catalogue import (
+    EVENT_CLASSES,
+    ClinicalEvent,
+    QuestionnaireRecordedPayload,
+)
 from mbcjourney.events.envelope import Envelope
 from mbcjourney.events.errors import FieldError, InvalidEvent
 from mbcjourney.events.limits import (
@@ -171,13 +175,56 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 
+# --- the fast path: a complete current event, written plainly ---------------------------
+#
+# Most input is a complete, current-version event with every key written ``"key":``.
+# For such a line the strict parse of :func:`parse_json` (which costs as much as the
+# validation) can be skipped without losing its guarantees:
+#
+# * a repeated key: each key token is ``"key":`` (no space before the colon), so the
+#   line holds at least as many ``":`` as keys; the validated event counts its keys
+#   (every key is a field, ``extra`` being forbidden, or a questionnaire item).  Equal
+#   counts leave no room for a repeat; anything else takes the strict path;
+# * ``NaN``/``Infinity``: refused by the models (``allow_inf_nan=False``);
+# * numbers or numeric text as times: both times must start as ISO text;
+# * size and U+0000: checked on the bytes first.
+_SPACED_KEY = re.compile(rb'"\s+:')
+_ISO_OCCURRED = re.compile(rb'"occurred_at":\s*"\d{4}-\d\d-\d\d')
+_ISO_RECORDED = re.compile(rb'"recorded_at":\s*"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d')
+
+
+def _decode_plain(raw: bytes, received_at: datetime) -> ClinicalEvent | None:
+    """The event, if ``raw`` is a plainly written complete current event; else None."""
+    if (len(raw) > MAX_EVENT_BYTES or b"\\u0000" in raw or _SPACED_KEY.search(raw)
+            or not _ISO_OCCURRED.search(raw) or not _ISO_RECORDED.search(raw)):
+        return None
+    event = decode_current(raw, received_at)
+    if event is None or raw.count(b'":') != _key_count(event):
+        return None
+    return event
+
+
+def _key_count(event: ClinicalEvent) -> int:
+    """How many keys the JSON of ``event`` had: its fields, its parts' fields, its items."""
+    payload = event.payload
+    count = (len(event.__pydantic_fields_set__) + len(event.source.__pydantic_fields_set__)
+             + len(payload.__pydantic_fields_set__))
+    if type(payload) is QuestionnaireRecordedPayload:
+        count += len(payload.items)
+    return count
+
+
 def _times_are_text(data: dict[str, Any]) -> bool:
-    """The fast path's form of :func:`_check_time_text` (True: both times are ISO text)."""
+    """The fast path's form of :func:`_check_time_text`: both times look like ISO text.
+
+    Enough to keep numbers and numeric text away from pydantic (its only way to read
+    a Unix time); the model validates the rest.  Index checks, not regexes: this runs
+    once per event on every path.
+    """
     occurred, recorded = data.get("occurred_at"), data.get("recorded_at")
     return (type(occurred) is str and type(recorded) is str
-            and (_ISO_DATE.fullmatch(occurred) is not None
-                 or _ISO_DATE_TIME.match(occurred) is not None)
-            and _ISO_DATE_TIME.match(recorded) is not None)
+            and len(occurred) >= 10 and occurred[4] == "-" and occurred[7] == "-"
+            and len(recorded) >= 16 and recorded[4] == "-" and recorded[13] == ":")
 
 
 def _check_time_text(data: dict[str, Any], event_type: str) -> None:
@@ -205,6 +252,10 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
     type, so a date is a date whether it came from a file, Kafka or a dict.
     """
     body: bytes | str | None
+    if isinstance(raw, bytes):
+        event = _decode_plain(raw, received_at)
+        if event is not None:
+            return event, raw
     if isinstance(raw, bytes | str):
         data, body = parse_json(raw), raw  # strict JSON, checked on every path
         if isinstance(raw, bytes) and _times_are_text(data):
@@ -263,31 +314,34 @@ def decode_current(raw: bytes, received_at: datetime) -> ClinicalEvent | None:
 
 def _checked_order(event: ClinicalEvent, received_at: datetime) -> ClinicalEvent:
     """The rules between an event's times and the moment it was received."""
-    if (event.occurred_on - event.recorded_at.date()).days > OCCURRED_AFTER_RECORDED_SLACK_DAYS:
+    recorded = event.recorded_at
+    if (event.occurred_on - recorded.date()).days > OCCURRED_AFTER_RECORDED_SLACK_DAYS:
         raise InvalidEvent.single(
             "occurred_at", "must not be after recorded_at", event_type=event.event_type
         )
-    recorded = event.recorded_at
-    if recorded > _latest_recorded(received_at):
-        # compared across zones without conversion: 9999-12-31T23:00-05:00 is past year
-        # 9999 in UTC, where a conversion would overflow
-        reason = (RECORDED_YEAR_REASON if recorded > _LATEST_RECORDED
+    # As POSIX seconds: one zone conversion, then float comparisons (an aware datetime
+    # compared across zones converts on every comparison).  ``timestamp()`` never
+    # builds a datetime, so 9999-12-31T23:00-05:00 (past year 9999 in UTC) is fine.
+    seconds = recorded.timestamp()
+    if seconds > _latest_recorded(received_at):
+        reason = (RECORDED_YEAR_REASON if seconds > _LATEST_RECORDED
                   else RECORDED_AFTER_RECEIVED_REASON)
         raise InvalidEvent.single("recorded_at", reason, event_type=event.event_type)
-    if recorded < _EARLIEST_RECORDED:
+    if seconds < _EARLIEST_RECORDED:
         raise InvalidEvent.single("recorded_at", RECORDED_YEAR_REASON,
                                   event_type=event.event_type)
     return event
 
 
-_EARLIEST_RECORDED = datetime(EARLIEST_RECORDED_YEAR, 1, 1, tzinfo=UTC)
-_LATEST_RECORDED = datetime(LATEST_CLINICAL_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_EARLIEST_RECORDED = datetime(EARLIEST_RECORDED_YEAR, 1, 1, tzinfo=UTC).timestamp()
+_LATEST_RECORDED = datetime(LATEST_CLINICAL_YEAR, 12, 31, 23, 59, 59, 999999,
+                            tzinfo=UTC).timestamp()
 
 
 @functools.lru_cache(maxsize=8)
-def _latest_recorded(received_at: datetime) -> datetime:
-    """The latest acceptable recorded_at for events received at ``received_at``."""
-    return min(received_at + RECORDED_AT_SLACK, _LATEST_RECORDED)
+def _latest_recorded(received_at: datetime) -> float:
+    """The latest acceptable recorded_at (POSIX seconds) for events received then."""
+    return min((received_at + RECORDED_AT_SLACK).timestamp(), _LATEST_RECORDED)
 
 
 _CURRENT_EVENT: TypeAdapter[ClinicalEvent] = TypeAdapter(

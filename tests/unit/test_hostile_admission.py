@@ -248,3 +248,28 @@ def test_item07_a_stored_fact_before_birth_sent_again_is_a_duplicate(log: SqlEve
     assert (first.accepted, first.duplicates, first.rejected_total) == (2, 1, 0)
     again = ingest_lines(enumerate(lines, 1), log, origin="f", received_at=RECEIVED)
     assert (again.accepted, again.duplicates, again.rejected_total) == (0, 3, 0)
+
+
+@pytest.mark.parametrize("edit", [
+    (b'"payload":{', b'"payload":{"ecog" :4,'),  # the repeat spaced: the strict path
+    (b'"payload":{', b'"payload":{"ecog":4,'),  # a plain repeat: the counts differ
+])
+def test_item11_a_repeated_key_is_refused_however_it_is_written(edit: tuple[bytes, bytes]
+                                                                ) -> None:
+    p = PatientBuilder("P-000111")
+    body = dumps(p.raw("lab.recorded", "2024-01-02", {"test": "CEA", "value": 1.0,
+                                                      "unit": "ng/mL"}))
+    body = body.replace(b'"payload":{', b'"payload":{"ecog":1,').replace(b"lab.recorded",
+                                                                       b"clinical_exam.recorded")
+    body = body.replace(b'"test":"CEA","value":1.0,"unit":"ng/mL"', b'"weight_kg":60.0')
+    assert decode_event(body, received_at=RECEIVED).payload.ecog == 1  # the base is valid
+    assert str(reject(body.replace(*edit))) == "$: an object repeats a key"
+
+
+def test_item11_text_that_looks_like_a_key_is_not_a_repeat() -> None:
+    """A value holding '\\":' makes the plain path's count differ: the strict path decides."""
+    p = PatientBuilder("P-000112")
+    raw = dumps(p.raw("lab.recorded", "2024-01-02", {"test": 'CA "15":3', "value": 1.0,
+                                                     "unit": "U/mL"}))
+    assert b'\\":' in raw
+    assert decode_event(raw, received_at=RECEIVED).payload.test == 'CA "15":3'
