@@ -20,6 +20,7 @@ import structlog
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import decode_event
+from mbcjourney.events.catalogue import ClinicalExamRecordedPayload, LabRecordedPayload
 from mbcjourney.events.limits import MAX_EVENT_BYTES
 from mbcjourney.events.upcasters import MAX_HER2_TEXT, parse_her2_text
 from mbcjourney.processors.admission import BEFORE_BIRTH
@@ -262,7 +263,9 @@ def test_item11_a_repeated_key_is_refused_however_it_is_written(edit: tuple[byte
     body = body.replace(b'"payload":{', b'"payload":{"ecog":1,').replace(b"lab.recorded",
                                                                        b"clinical_exam.recorded")
     body = body.replace(b'"test":"CEA","value":1.0,"unit":"ng/mL"', b'"weight_kg":60.0')
-    assert decode_event(body, received_at=RECEIVED).payload.ecog == 1  # the base is valid
+    base = decode_event(body, received_at=RECEIVED)  # the unedited line is valid
+    assert isinstance(base.payload, ClinicalExamRecordedPayload)
+    assert base.payload.ecog == 1
     assert str(reject(body.replace(*edit))) == "$: an object repeats a key"
 
 
@@ -272,4 +275,6 @@ def test_item11_text_that_looks_like_a_key_is_not_a_repeat() -> None:
     raw = dumps(p.raw("lab.recorded", "2024-01-02", {"test": 'CA "15":3', "value": 1.0,
                                                      "unit": "U/mL"}))
     assert b'\\":' in raw
-    assert decode_event(raw, received_at=RECEIVED).payload.test == 'CA "15":3'
+    lab = decode_event(raw, received_at=RECEIVED)
+    assert isinstance(lab.payload, LabRecordedPayload)
+    assert lab.payload.test == 'CA "15":3'
