@@ -2,7 +2,7 @@
 
     JourneyError
     ├── InvalidEvent          input that breaks the event contract (field + reason)
-    ├── EventConflict         an event_id reused with different content
+    │   └── EventConflict     an event_id reused with different content (dead-lettered too)
     ├── ConfigurationError    bad settings, URL or command-line option
     └── ServiceUnavailable    Kafka / database could not be reached
 
@@ -67,12 +67,17 @@ def _invalid_event(errors: list[FieldError], event_type: str | None) -> InvalidE
     return InvalidEvent(errors, event_type=event_type)
 
 
-class EventConflict(JourneyError):
-    """The same event_id arrived again with different content."""
+class EventConflict(InvalidEvent):
+    """The same event_id arrived again with different content: refused, the first one stays.
 
-    def __init__(self, event_id: str) -> None:
-        self.event_id = event_id
-        super().__init__(f"event_id {event_id} already stored with different content")
+    An :class:`InvalidEvent`, so it is dead-lettered and counted like any rejection;
+    the reason names the field, never the id (it is input).
+    """
+
+    REASON = FieldError("event_id", "already stored with different content")
+
+    def __init__(self, event_type: str | None = None) -> None:
+        super().__init__([self.REASON], event_type=event_type)
 
 
 class ConfigurationError(JourneyError):

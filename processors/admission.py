@@ -34,14 +34,14 @@ from datetime import datetime
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_stored, decode_with_body, same_fact
-from mbcjourney.events.errors import FieldError, InvalidEvent
+from mbcjourney.events.errors import EventConflict, FieldError, InvalidEvent
 
 # --- the reasons of admission's own rules (decoding names its fields itself) ----------
 
 KEY_MISSING = FieldError("key", "required: a record's key is its patient_id")
 KEY_MISMATCH = FieldError("key", "must be the event's patient_id")
 BEFORE_BIRTH = FieldError("occurred_at", "before the patient's birth year")
-CONFLICT = FieldError("event_id", "already stored with different content")
+CONFLICT = EventConflict.REASON
 EMPTY_RECORD = FieldError("$", "empty message")
 TOMBSTONE = FieldError("$", "tombstone (a record without a value)")
 

@@ -17,13 +17,11 @@ from typing import BinaryIO, NamedTuple
 
 import structlog
 
-from mbcjourney.events.errors import InvalidEvent
+from mbcjourney.events.errors import EventConflict, InvalidEvent
 from mbcjourney.processors.admission import (
-    CONFLICT,
     BirthYears,
     birth_year_of,
     decode_record,
-    refusal,
 )
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.deadletters import DeadLetter
@@ -321,7 +319,7 @@ def ingest_lines(
         for checked in group:  # dead letters a batch at a time: their rows weigh ~2 KB each
             letters: list[DeadLetter] = []
             rejected = list(checked.rejected)
-            rejected += [(v.at, refusal(CONFLICT, v.row.event_type))
+            rejected += [(v.at, EventConflict(v.row.event_type))
                 for i, v in enumerate(checked.valid, start=offset) if i in conflicting]
             offset += len(checked.valid)
             for index, error in rejected:

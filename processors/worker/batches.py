@@ -12,8 +12,8 @@ from typing import Any
 
 import structlog
 
-from mbcjourney.events.errors import InvalidEvent
-from mbcjourney.processors.admission import CONFLICT, decode_record, refusal
+from mbcjourney.events.errors import EventConflict, InvalidEvent
+from mbcjourney.processors.admission import decode_record
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories, Offer, encode_deltas
@@ -296,8 +296,7 @@ class BatchProcessor:
         else:
             if live:
                 stats.conflicts += 1
-                pending.append(self._dead_letter(record, raw, refusal(CONFLICT,
-                                                                      event.event_type)))
+                pending.append(self._dead_letter(record, raw, EventConflict(event.event_type)))
             return None
         return event.patient_id
 

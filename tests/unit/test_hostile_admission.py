@@ -278,3 +278,17 @@ def test_item11_text_that_looks_like_a_key_is_not_a_repeat() -> None:
     lab = decode_event(raw, received_at=RECEIVED)
     assert isinstance(lab.payload, LabRecordedPayload)
     assert lab.payload.test == 'CA "15":3'
+
+
+def test_a_conflict_is_an_event_conflict_dead_lettered_like_any_refusal(
+        log: SqlEventLog) -> None:
+    from mbcjourney.errors import EventConflict
+
+    p = PatientBuilder("P-000019")
+    raw = p.raw("clinical_exam.recorded", "2024-01-02", {"ecog": 1})
+    twin = dict(raw, payload={"ecog": 2})
+    summary = ingest_lines(enumerate([dumps(raw), dumps(twin)], 1), log, origin="f",
+                           received_at=RECEIVED)
+    assert dict(summary.rejected) == {str(EventConflict.REASON): 1}
+    assert issubclass(EventConflict, InvalidEvent)
+    assert [d.reason for d in log.dead_letters()] == [str(EventConflict.REASON)]
