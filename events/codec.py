@@ -214,19 +214,6 @@ def _key_count(event: ClinicalEvent) -> int:
     return count
 
 
-def _times_are_text(data: dict[str, Any]) -> bool:
-    """The fast path's form of :func:`_check_time_text`: both times look like ISO text.
-
-    Enough to keep numbers and numeric text away from pydantic (its only way to read
-    a Unix time); the model validates the rest.  Index checks, not regexes: this runs
-    once per event on every path.
-    """
-    occurred, recorded = data.get("occurred_at"), data.get("recorded_at")
-    return (type(occurred) is str and type(recorded) is str
-            and len(occurred) >= 10 and occurred[4] == "-" and occurred[7] == "-"
-            and len(recorded) >= 16 and recorded[4] == "-" and recorded[13] == ":")
-
-
 def _check_time_text(data: dict[str, Any], event_type: str) -> None:
     occurred = data.get("occurred_at")
     if occurred is not None and not (
@@ -257,11 +244,7 @@ def decode_with_body(raw: bytes | str | dict[str, Any], *, received_at: datetime
         if event is not None:
             return event, raw
     if isinstance(raw, bytes | str):
-        data, body = parse_json(raw), raw  # strict JSON, checked on every path
-        if isinstance(raw, bytes) and _times_are_text(data):
-            event = decode_current(raw, received_at)
-            if event is not None:
-                return event, raw
+        data, body = parse_json(raw), raw  # strict JSON: the careful path validates below
     else:
         data, body = raw, None
     event_type = data.get("event_type")

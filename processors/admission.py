@@ -102,8 +102,8 @@ class BirthYears:
         self._lookup = lookup
         self._years: dict[str, int] = {}
         self._looked_up: set[str] = set()
-        # ids admitted while their patient's birth year was unknown: their repeats are
-        # duplicates, never refused for the birth year learnt since
+        # ids admitted while their patient's birth year was unknown (see unjudged): their
+        # repeats are duplicates, never refused for the birth year learnt since
         self._early: dict[str, set[str]] = {}
 
     def preload(self, patient_ids: Iterable[str]) -> None:
@@ -127,7 +127,6 @@ class BirthYears:
         """:meth:`admit` on an event's parts (ingest checks rows, not events)."""
         known = self._years.get(patient_id)
         if known is None and birth_year is None:
-            self.unjudged(patient_id, event_id)
             return
         if known is None:
             known = birth_year  # the inclusion itself must not precede its birth year
@@ -138,7 +137,12 @@ class BirthYears:
             self._years.setdefault(patient_id, birth_year)
 
     def unjudged(self, patient_id: str, event_id: str) -> None:
-        """Note an event admitted before its patient's birth year was known."""
+        """Note an event admitted before its patient's birth year was known.
+
+        Only for a caller that holds no log to recognise a repeat by (``journey
+        publish``): the SQL log, the worker's histories and replay's folded set each
+        judge a repeat as a repeat before asking this class.
+        """
         self._early.setdefault(patient_id, set()).add(event_id)
 
     def learn(self, patient_id: str, birth_year: int) -> None:

@@ -234,7 +234,8 @@ def validate_lines(
             row = item.row
             year = known.get(row.patient_id)
             if year is None and item.birth_year is None:  # no birth year yet: nothing to judge
-                births.unjudged(row.patient_id, row.event_id)
+                if not defer_repeats:  # no log will recognise its repeats: remember it here
+                    births.unjudged(row.patient_id, row.event_id)
                 valid.append(item)
                 continue
             if year is not None and item.birth_year is None and int(row.occurred_on[:4]) >= year:
