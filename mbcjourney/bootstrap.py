@@ -12,15 +12,14 @@ engine is a context manager, the worker closes everything when it stops.
     a publisher       :func:`open_publisher`       ``journey publish``
     live worker       :func:`run_worker`           ``journey worker``
     live alerting     :func:`open_live_alerting`   ``journey worker --alerts``
+    HTTP service      :func:`open_service`         ``journey serve``
+    tokens, audit     :func:`open_access`          ``journey tokens``, ``journey audit``
 
-Adding a deployment (the HTTP service is next): give it a settings object (like
-:class:`WorkerConfig`), write one builder here, ``open_service(config) ->
-Service``, that opens what it needs with the same pieces (``open_engine`` for
-the embedded database, or ``make_engine`` + ``ProjectionStore`` for PostgreSQL)
-and passes them to the service's constructor; its entry point (a
-``journey serve`` command in :mod:`mbcjourney.cli`) only parses options into
-the settings and calls the builder.  The layering contract in pyproject.toml
-keeps this module above the processors: they never import it.
+Adding a deployment: give it a settings object (like :class:`WorkerConfig` or
+:class:`ServiceConfig`), write one builder here that opens what it needs with
+the same pieces and passes them to its constructor; its entry point only
+parses options into the settings and calls the builder.  The layering contract
+in pyproject.toml keeps this module above the processors: they never import it.
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -36,16 +36,24 @@ from sqlalchemy.engine import Engine
 from mbcjourney.engine import EmbeddedEngine, EmbeddedStorage
 from mbcjourney.processors.alerting import AlertConfig, AlertTables, KafkaEmitter, LiveAlerts
 from mbcjourney.processors.alerting_live import LiveAlerting, LogProgress
+from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.db import existing_database, make_engine
 from mbcjourney.processors.kafkaio import require_topics
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
+from mbcjourney.processors.tokens import TokenStore
 from mbcjourney.processors.webhook import DeliveryLog, LiveDelivery, WebhookSender, load_webhooks
 from mbcjourney.processors.worker import ProjectionSink, WorkerConfig
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
 from mbcjourney.settings import database_url
 
-__all__ = ["open_database", "open_engine", "open_live_alerting", "open_publisher", "run_worker"]
+if TYPE_CHECKING:  # FastAPI is imported only by the commands that serve
+    from fastapi import FastAPI
+
+    from mbcjourney.service import ServiceConfig
+
+__all__ = ["open_access", "open_database", "open_engine", "open_live_alerting", "open_publisher",
+           "open_service", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +83,54 @@ def open_database(db: str | None = None, *, create: bool = False) -> Iterator[En
         yield engine
     finally:
         engine.dispose()
+
+
+# --- the HTTP service -----------------------------------------------------------------
+
+
+@contextmanager
+def open_access(db: str | None = None, *, create: bool = False
+                ) -> Iterator[tuple[TokenStore, AuditLog]]:
+    """The service's token store and audit log on ``db`` (tables created if missing)."""
+    with open_database(db, create=create) as engine:
+        tokens, audit = TokenStore(engine), AuditLog(engine)
+        tokens.create()
+        audit.create()
+        yield tokens, audit
+
+
+@contextmanager
+def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLINICAL, *,
+                 clock: Callable[[], datetime] | None = None) -> Iterator[FastAPI]:
+    """The app over ``config.db_url`` (created if missing) and, with ``config.bootstrap``,
+    a producer to the events topic; everything closed on exit.
+
+    ``clock`` (default: the UTC wall clock) stamps received events, audit records and
+    alert actions, and is "today" for the overdue and alert views.
+    """
+    from mbcjourney.service import Backend, create_app
+
+    engine = open_engine(config.db_url, settings, create=True)
+    producer = None
+    try:
+        tokens, audit = TokenStore(engine.engine), AuditLog(engine.engine)
+        tokens.create()
+        audit.create()
+        checks: list[tuple[str, Callable[[], bool]]] = []
+        if config.bootstrap is not None:
+            require_topics(config.bootstrap, {config.topic: None,
+                                              config.dead_letter_topic: None})
+            producer = open_producer(config.bootstrap, linger_ms=5, client_id="journey-serve")
+            checks.append(("kafka", producer.bootstrap_connected))
+        backend = Backend(config, engine, tokens, audit,
+                          clock=clock or (lambda: datetime.now(UTC)), producer=producer,
+                          ready_checks=checks)
+        log.info("service.start", deployment="scale-out" if producer else "embedded")
+        yield create_app(backend)
+    finally:
+        if producer is not None:
+            producer.close(timeout=30)
+        engine.close()
 
 
 # --- publishing ------------------------------------------------------------------------

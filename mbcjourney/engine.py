@@ -28,7 +28,7 @@ from mbcjourney.processors.alert_actions import AlertActionLog, AlertActions
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
-from mbcjourney.processors.ingest import IngestSummary, ingest_lines
+from mbcjourney.processors.ingest import IngestSummary, ItemOutcome, ingest_lines
 from mbcjourney.processors.replay import active_prefix
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, Rows, journey_rows
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
@@ -185,9 +185,10 @@ class EmbeddedEngine:
     # --- writing ---------------------------------------------------------------
 
     def ingest(self, lines: Iterable[tuple[int, bytes]], *, origin: str, received_at: datetime,
-               on_batch: Progress | None = None, workers: int = 0) -> IngestSummary:
+               on_batch: Progress | None = None, workers: int = 0,
+               on_item: ItemOutcome | None = None) -> IngestSummary:
         return ingest_lines(lines, self.log, origin=origin, received_at=received_at,
-                            on_batch=on_batch, workers=workers)
+                            on_batch=on_batch, workers=workers, on_item=on_item)
 
     def catch_up(self, on_patients: Progress | None = None) -> int:
         """Re-project every patient with events the store has not seen; returns how many."""
@@ -261,9 +262,10 @@ class EmbeddedEngine:
 
     # --- reading ---------------------------------------------------------------
 
-    def journeys(self, view: View = EVERYTHING) -> Iterator[Journey]:
-        """Fold the log on the fly under ``view`` (cut-off, known-at)."""
-        for patient_id, events in self.log.histories():
+    def journeys(self, view: View = EVERYTHING, patient_ids: list[str] | None = None
+                 ) -> Iterator[Journey]:
+        """Fold the log on the fly under ``view`` (cut-off, known-at): every patient or these."""
+        for patient_id, events in self.log.histories(patient_ids):
             yield project(patient_id, events, self.settings, view)
 
     def patient_rows(self, view: View = EVERYTHING) -> list[PatientRow]:
@@ -284,15 +286,18 @@ class EmbeddedEngine:
             return self.store.finding_rows()
         return [f for j in self.journeys(view) if j.reportable for f in j.findings]
 
-    def overdue(self, as_of: date, view: View = EVERYTHING) -> list[tuple[DueAssessment, int]]:
-        return overdue_rows(self.journeys(overdue_view(as_of, view)), as_of)
+    def overdue(self, as_of: date, view: View = EVERYTHING, patient_ids: list[str] | None = None
+                ) -> list[tuple[DueAssessment, int]]:
+        return overdue_rows(self.journeys(overdue_view(as_of, view), patient_ids), as_of)
 
-    def alerts(self, as_of: date, on_patients: Progress | None = None) -> list[AlertRow]:
-        """Every alert the live system had raised by day ``as_of``, with its status then."""
+    def alerts(self, as_of: date, on_patients: Progress | None = None,
+               patient_ids: list[str] | None = None) -> list[AlertRow]:
+        """Every alert the live system had raised by day ``as_of``, with its status then
+        (of every patient, or of ``patient_ids``)."""
         actions = self.actions.latest(end_of_day(as_of))
         rows = []
         with bulk_allocation():
-            for patient_id, events in self.log.histories():
+            for patient_id, events in self.log.histories(patient_ids):
                 centre = _centre(patient_id, events)
                 for alert in patient_alerts(patient_id, events, as_of, self.settings):
                     done = actions.get(alert.alert_id, AlertActions())

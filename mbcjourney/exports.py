@@ -15,7 +15,7 @@ row for most readers).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -86,6 +86,34 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> b
         pq.write_table(table, sink)
         return sink.getvalue()
     raise ConfigurationError(f"--format must be one of {', '.join(FORMATS)}")
+
+
+_STREAM_ROWS = 1000  # rows per chunk of a streamed CSV or JSON table
+
+
+def stream_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
+                 ) -> Iterator[bytes]:
+    """The table in ``fmt`` as chunks of bytes (the HTTP service streams them).
+
+    CSV and JSON go out a thousand rows at a time, byte for byte what
+    :func:`render` gives; Parquet is one chunk (its footer needs every row).
+    """
+    if fmt == "csv":
+        yield _csv_line(columns).encode()
+        for start in range(0, len(rows), _STREAM_ROWS):
+            yield "".join(_csv_line(map(_cell, row))
+                          for row in rows[start:start + _STREAM_ROWS]).encode()
+    elif fmt == "json":
+        if not rows:
+            yield b"[]\n"
+            return
+        for start in range(0, len(rows), _STREAM_ROWS):
+            chunk = render(columns, rows[start:start + _STREAM_ROWS], "json")
+            inner = chunk[1:-2].rstrip()  # without this chunk's own "[" and "\n]\n"
+            yield (b"[" if start == 0 else b",") + inner
+        yield b"\n]\n"
+    else:
+        yield render(columns, rows, fmt)
 
 
 def write_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str,

@@ -288,6 +288,24 @@ def resolve_repeats(group: list[ValidatedBatch], stored: Callable[[list[str]], s
     return settled
 
 
+ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+
+ItemOutcome = Callable[[int, str, str | None, InvalidEvent | None], None]
+"""Told (line number, outcome, event id if admitted, error if rejected) for each line, once."""
+
+
+def _tell_appended(group: list[ValidatedBatch], accepted: set[int], conflicts: set[int],
+                   on_item: ItemOutcome) -> None:
+    """Accepted or duplicate, for each appended row that was not a conflict."""
+    index = 0
+    for checked in group:
+        for item in checked.valid:
+            if index not in conflicts:
+                on_item(checked.lines[item.at][0], ACCEPTED if index in accepted else DUPLICATE,
+                        item.row.event_id, None)
+            index += 1
+
+
 def ingest_lines(
     lines: Iterable[tuple[int, bytes]],
     event_log: SqlEventLog,
@@ -297,11 +315,14 @@ def ingest_lines(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
     workers: int = 0,
+    on_item: ItemOutcome | None = None,
 ) -> IngestSummary:
     """Validate and append every line; dead-letter the bad ones with their original bytes.
 
     ``workers`` > 0 decodes in that many processes while this one writes: worth it
     for large files (start-up costs about a second), never needed for correctness.
+    ``on_item(line number, outcome, event id, error)`` hears what became of each line (the
+    HTTP service answers per item): ``accepted``, ``duplicate`` or ``rejected``.
     """
     summary = IngestSummary()
     births = BirthYears(event_log.birth_years)
@@ -312,6 +333,8 @@ def ingest_lines(
         rows = [v.row for checked in group for v in checked.valid]
         log.debug("ingest.appending", origin=origin, rows=len(rows))
         accepted, duplicates, conflicts = event_log.append_rows(rows)
+        if on_item is not None:
+            _tell_appended(group, set(accepted), set(conflicts), on_item)
         summary.accepted += len(accepted)
         summary.duplicates += duplicates
         summary.patients.update(rows[i].patient_id for i in accepted)
@@ -326,6 +349,8 @@ def ingest_lines(
             for index, error in rejected:
                 number, raw = checked.lines[index]
                 summary.rejected[error.reason_code] += 1
+                if on_item is not None:
+                    on_item(number, REJECTED, None, error)
                 letters.append(DeadLetter.of(raw, error, f"{origin}:{number}", received_at))
                 log.debug("event.rejected", origin=origin, line=number,
                           event_type=error.event_type, reason=error.reason_code)

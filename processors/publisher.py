@@ -31,7 +31,14 @@ import structlog
 from mbcjourney.events.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.deadletters import DeadLetter
-from mbcjourney.processors.ingest import BATCH_SIZE, LineSummary, validate_lines
+from mbcjourney.processors.ingest import (
+    ACCEPTED,
+    BATCH_SIZE,
+    REJECTED,
+    ItemOutcome,
+    LineSummary,
+    validate_lines,
+)
 from mbcjourney.processors.kafkaio import (
     DEAD_LETTER_TOPIC,
     EVENTS_TOPIC,
@@ -122,9 +129,16 @@ def publish_lines(
     dead_letter_topic: str = DEAD_LETTER_TOPIC,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
+    on_item: ItemOutcome | None = None,
 ) -> PublishSummary:
-    """Validate every line; produce the good ones, dead-letter the others; confirm every send."""
+    """Validate every line; produce the good ones, dead-letter the others; confirm every send.
+
+    ``on_item`` (as for :func:`~mbcjourney.processors.ingest.ingest_lines`) hears each
+    line's outcome once every send is confirmed: ``accepted`` means published (the
+    workers recognise a repeat of a stored event), ``rejected`` dead-lettered.
+    """
     summary = PublishSummary()
+    told: list[tuple[int, str, str | None, InvalidEvent | None]] = []
     pending = _Pending()
     births = BirthYears()  # inclusions seen earlier in this file only
     for checked in validate_lines(lines, births, received_at=received_at,
@@ -136,17 +150,24 @@ def publish_lines(
             pending.add(f"{origin}:{number}", producer.send(
                 topic, key=row.patient_id.encode(), value=row.body.encode()))
             summary.patients.add(row.patient_id)
+            if on_item is not None:
+                told.append((number, ACCEPTED, row.event_id, None))
         summary.published += len(checked.valid)
         for index, error in checked.rejected:
             number, raw = checked.lines[index]
             _dead_letter(producer, pending, dead_letter_topic, raw, error,
                          f"{origin}:{number}", received_at)
             summary.rejected[error.reason_code] += 1
+            if on_item is not None:
+                told.append((number, REJECTED, None, error))
         pending.next_batch()
         if on_batch is not None:
             on_batch(len(checked.lines))
     producer.flush(timeout=SEND_TIMEOUT_S)
     pending.check_all()
+    if on_item is not None:
+        for outcome in told:
+            on_item(*outcome)
     log.info("publish.done", origin=origin, topic=topic, **summary.as_dict())
     return summary
 

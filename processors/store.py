@@ -42,11 +42,24 @@ from mbcjourney.projections.schedule import Assessment, DueAssessment
 T = TypeVar("T")
 
 Row = tuple[Any, ...]
-Rows = tuple[list[Row], list[Row], list[Row], list[Row]]
-"""Journeys' rows as plain tuples, per patient table: patients, lines, due, findings."""
+Rows = tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]
+"""Journeys' rows as plain tuples, per patient table: patients, lines, due, findings, centres."""
+
+
+@dataclass(frozen=True)
+class PatientCentre:
+    """Which centre a patient belongs to: what the service's centre restrictions filter on.
+
+    Not part of the output contract (the exports are pseudonymised tables without
+    it); kept beside the patient rows so a centre's patients are one indexed query.
+    """
+
+    patient_id: str
+    centre: str | None
+
 
 # The row type of each patient table, in the order of :data:`Rows`.
-_ROW_TYPES: tuple[type[Any], ...] = (PatientRow, LineRow, DueAssessment, Finding)
+_ROW_TYPES: tuple[type[Any], ...] = (PatientRow, LineRow, DueAssessment, Finding, PatientCentre)
 
 
 def journey_rows(journeys: Iterable[Journey]) -> Rows:
@@ -56,11 +69,12 @@ def journey_rows(journeys: Iterable[Journey]) -> Rows:
     one process that writes, and they pickle compactly.
     """
     kept = [j for j in journeys if j.reportable]
-    patient, line, due, finding = (_values(cls) for cls in _ROW_TYPES)
+    patient, line, due, finding, _ = (_values(cls) for cls in _ROW_TYPES)
     return ([patient(j.patient) for j in kept],
             [line(r) for j in kept for r in j.lines],
             [due(d) for j in kept for d in j.due],
-            [finding(f) for j in kept for f in j.findings])
+            [finding(f) for j in kept for f in j.findings],
+            [(j.patient_id, j.centre) for j in kept])
 
 
 def _values(cls: type[Any]) -> Callable[[Any], Row]:
@@ -132,13 +146,19 @@ class ProjectionStore:
             Column("event_id", String(36), primary_key=True),
             Column("detail", String(200), primary_key=True),
         )
+        self.centres = Table(
+            f"{p}patient_centres", md,
+            Column("patient_id", String(64), primary_key=True),
+            Column("centre", String(64), index=True),
+        )
         self.checkpoints = Table(
             f"{p}checkpoints", md,
             Column("consumer", String(100), primary_key=True),
             Column("partition", Integer, primary_key=True),
             Column("position", BigInteger, nullable=False),
         )
-        self._patient_tables = (self.patients, self.lines, self.due, self.findings)
+        self._patient_tables = (self.patients, self.lines, self.due, self.findings,
+                                self.centres)
         self._inserts = tuple(BulkInsert(table, engine.dialect, _names(cls))
                               for table, cls in zip(self._patient_tables, _ROW_TYPES, strict=True))
 
@@ -210,6 +230,70 @@ class ProjectionStore:
         t = self.findings
         rows = self._read(t, Finding, t.c.patient_id, t.c.finding, t.c.event_id, t.c.detail)
         return [Finding(r.patient_id, FindingKind(r.finding), r.event_id, r.detail) for r in rows]
+
+    # --- one patient, one centre (the HTTP service) ------------------------------
+
+    def centre_of(self, patient_id: str) -> tuple[bool, str | None]:
+        """(whether the patient has rows, the patient's centre)."""
+        t = self.centres
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.centre).where(t.c.patient_id == patient_id)).first()
+        return (False, None) if row is None else (True, row[0])
+
+    def patient_ids(self, centres: Iterable[str] | None = None) -> list[str]:
+        """Every stored patient's id, or those of ``centres``, sorted."""
+        t = self.centres
+        query = select(t.c.patient_id).order_by(t.c.patient_id)
+        if centres is not None:
+            query = query.where(t.c.centre.in_(sorted(centres)))
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def patient_page(self, *, centres: Iterable[str] | None, group: str | None,
+                     status: str | None, after: str | None, limit: int
+                     ) -> list[tuple[PatientRow, str | None]]:
+        """Up to ``limit`` patient rows (with centre) by id after ``after``, filtered."""
+        p, c = self.patients, self.centres
+        names = _names(PatientRow)
+        query = (select(*(p.c[n] for n in names), c.c.centre)
+                 .join(c, c.c.patient_id == p.c.patient_id).order_by(p.c.patient_id)
+                 .limit(limit))
+        if centres is not None:
+            query = query.where(c.c.centre.in_(sorted(centres)))
+        if group is not None:
+            query = query.where(p.c.group == group)
+        if status is not None:
+            query = query.where(p.c.status == status)
+        if after is not None:
+            query = query.where(p.c.patient_id > after)
+        with self.engine.connect() as conn:
+            return [(PatientRow(*row[:-1]), row[-1]) for row in conn.execute(query)]
+
+    def patient_detail(self, patient_id: str
+                       ) -> tuple[PatientRow, list[LineRow], list[DueAssessment],
+                                  list[Finding]] | None:
+        """One patient's rows in every table, or None when the store has no such patient."""
+        with self.engine.connect() as conn:
+            patient = self._read_in(conn, self.patients, PatientRow, patient_id,
+                                    self.patients.c.patient_id)
+            if not patient:
+                return None
+            lines = self._read_in(conn, self.lines, LineRow, patient_id, self.lines.c.line_number)
+            due = [DueAssessment(r.patient_id, Assessment(r.assessment), r.last_done, r.due_date,
+                                 r.window_end) for r in self._read_in(
+                conn, self.due, DueAssessment, patient_id, self.due.c.assessment)]
+            findings = [Finding(r.patient_id, FindingKind(r.finding), r.event_id, r.detail)
+                        for r in self._read_in(conn, self.findings, Finding, patient_id,
+                                               self.findings.c.finding, self.findings.c.event_id)]
+        return patient[0], lines, due, findings
+
+    def _read_in(self, conn: Connection, table: Table, cls: type[T], patient_id: str,
+                 *order: object) -> list[T]:
+        names = _names(cls)
+        result = conn.execute(select(*(table.c[n] for n in names))
+                              .where(table.c.patient_id == patient_id)
+                              .order_by(*order))  # type: ignore[arg-type]
+        return [cls(*row) for row in result]
 
     def _read(self, table: Table, cls: type[T], *order: object) -> list[T]:
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]

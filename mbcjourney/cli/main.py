@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mbcjourney import logs
-from mbcjourney.cli import alerts, contract, embedded, live, reading, replay
+from mbcjourney.cli import alerts, contract, embedded, live, reading, replay, service
 from mbcjourney.cli.options import Context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -48,6 +48,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         contract.schemas, contract.dead_letters,
         replay.replay, replay.projections,
         alerts.alerts,
+        service.serve, service.tokens, service.audit,
     ],
     reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
     contract.schemas: [contract.schemas_export],
@@ -55,6 +56,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
     replay.projections: [replay.projections_list, replay.projections_activate,
                          replay.projections_drop, replay.projections_export],
     alerts.alerts: [alerts.alerts_ack, alerts.alerts_snooze, alerts.alerts_deliver],
+    service.tokens: [service.tokens_create, service.tokens_list, service.tokens_revoke],
 }
 for group, commands in COMMANDS.items():
     for command in commands:

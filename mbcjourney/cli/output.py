@@ -31,3 +31,8 @@ def count_lines(path: Path) -> int | None:
         return None
     with path.open("rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def print_table(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Rows as CSV on stdout, a header first (the CLI's listings: tokens, audit)."""
+    write_table(columns, rows, "csv", None, sys.stdout.buffer)

@@ -67,7 +67,7 @@ class _JourneySink:
     def __init__(self, store: ProjectionStore) -> None:
         self.store = store
         self.tables: tuple[Table, ...] = (store.patients, store.lines, store.due,
-                                          store.findings, store.checkpoints)
+                                          store.findings, store.centres, store.checkpoints)
         self.outputs: tuple[tuple[str, Table], ...] = (
             ("patients", store.patients), ("lines", store.lines),
                         ("due_assessments", store.due), ("findings", store.findings))

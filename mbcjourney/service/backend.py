@@ -1,0 +1,227 @@
+"""What the HTTP service does, without HTTP: admit events, read patients, act on alerts.
+
+Built by the composition root (:func:`mbcjourney.bootstrap.open_service`) over the
+same pieces as the CLI: the embedded engine on the database (its event log,
+projection store and alert actions), the token store and the audit log, and in
+the scale-out deployment a Kafka producer.  Routes (:mod:`.routes`) only turn
+HTTP into calls of this class and its answers into JSON.
+
+Two deployments, one behaviour:
+
+* embedded (``journey serve --db sqlite:///study.db``): accepted events are
+  appended to the SQL event log by the one admission path of ``journey ingest``;
+  the projection store catches up with the log before it is read.
+* scale-out (``--bootstrap``): accepted events are published to the events topic
+  by the admission path of ``journey publish``; the workers append them to the
+  SQL event log and write the rows this service reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+
+from mbcjourney.engine import AlertRow, EmbeddedEngine
+from mbcjourney.events import ClinicalEvent, encode_event
+from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
+from mbcjourney.events.errors import InvalidEvent
+from mbcjourney.processors.audit import AuditLog
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.publisher import Producer, publish_lines
+from mbcjourney.processors.tokens import Token, TokenStore
+from mbcjourney.projections import LineRow, PatientRow, View
+from mbcjourney.projections.findings import Finding
+from mbcjourney.projections.schedule import DueAssessment
+from mbcjourney.service.config import ServiceConfig
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one item of a POST /v1/events body."""
+
+    item: int
+    outcome: str  # accepted | duplicate | rejected
+    event_id: str | None = None
+    error: InvalidEvent | None = None
+
+
+@dataclass(frozen=True)
+class PatientDetail:
+    patient: PatientRow
+    centre: str | None
+    lines: list[LineRow]
+    due: list[DueAssessment]
+    findings: list[Finding]
+    open_alerts: list[AlertRow]
+
+
+class Backend:
+    """The service's operations on one deployment; thread-safe (routes run in a pool)."""
+
+    def __init__(self, config: ServiceConfig, engine: EmbeddedEngine, tokens: TokenStore,
+                 audit: AuditLog, *, clock: Clock, producer: Producer | None = None,
+                 ready_checks: Iterable[tuple[str, Callable[[], bool]]] = ()) -> None:
+        self.config = config
+        self.engine = engine
+        self.tokens = tokens
+        self.audit = audit
+        self.clock = clock
+        self.producer = producer
+        self.ready_checks = list(ready_checks)
+        self._catching_up = threading.Lock()
+
+    # --- writing ---------------------------------------------------------------
+
+    def admit(self, items: list[tuple[int, bytes]], *, origin: str) -> list[ItemResult]:
+        """Admit the items as ``journey ingest`` (or ``publish``) would a file's lines."""
+        received_at = self.clock()
+        told: dict[int, ItemResult] = {}
+
+        def tell(number: int, outcome: str, event_id: str | None,
+                 error: InvalidEvent | None) -> None:
+            told[number] = ItemResult(number, outcome, event_id, error)
+
+        if self.producer is None:
+            self.engine.ingest(items, origin=origin, received_at=received_at, on_item=tell)
+        else:
+            publish_lines(items, self.producer, origin=origin, received_at=received_at,
+                          topic=self.config.topic,
+                          dead_letter_topic=self.config.dead_letter_topic, on_item=tell)
+        return [told[n] for n, _ in items if n in told]
+
+    def acknowledge(self, alert: AlertRow, by: str) -> None:
+        self.engine.actions.record(AlertAcknowledged(
+            alert_id=UUID(alert.alert_id), patient_id=alert.patient_id, at=self.clock(), by=by))
+
+    def snooze(self, alert: AlertRow, until: date, by: str) -> None:
+        self.engine.actions.record(AlertSnoozed(
+            alert_id=UUID(alert.alert_id), patient_id=alert.patient_id, at=self.clock(), by=by,
+            until=until))
+
+    # --- reading ---------------------------------------------------------------
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def sync(self) -> None:
+        """Bring the store up to the log (embedded), one thread at a time; a no-op when
+        the workers own the store."""
+        with self._catching_up:
+            self.engine.catch_up()
+
+    def centre_ids(self, token: Token, centre: str | None) -> list[str] | None:
+        """The patients a request may see: None for every patient, else a list of ids."""
+        wanted = _centres(token, centre)
+        return None if wanted is None else self.engine.store.patient_ids(wanted)
+
+    def visible(self, token: Token, patient_id: str) -> bool:
+        """Whether the patient exists and the token may see it (the same False for both)."""
+        self.sync()
+        exists, centre = self.engine.store.centre_of(patient_id)
+        return exists and token.allows_centre(centre)
+
+    def patients(self, token: Token, *, centre: str | None, group: str | None,
+                 status: str | None, after: str | None, limit: int
+                 ) -> list[tuple[PatientRow, str | None]]:
+        self.sync()
+        return self.engine.store.patient_page(centres=_centres(token, centre), group=group,
+                                              status=status, after=after, limit=limit)
+
+    def patient(self, token: Token, patient_id: str) -> PatientDetail | None:
+        if not self.visible(token, patient_id):
+            return None
+        found = self.engine.store.patient_detail(patient_id)
+        if found is None:
+            return None
+        row, lines, due, findings = found
+        alerts = [a for a in self.engine.alerts(self.today(), patient_ids=[patient_id])
+                  if a.status == "open"]
+        return PatientDetail(row, self.engine.store.centre_of(patient_id)[1], lines, due,
+                             findings, alerts)
+
+    def history(self, token: Token, patient_id: str, known_at: datetime | None
+                ) -> list[dict[str, Any]] | None:
+        """The patient's events in log order (those recorded by ``known_at``), or None."""
+        if not self.visible(token, patient_id):
+            return None
+        events: list[ClinicalEvent] = []
+        for _, found in self.engine.log.histories([patient_id]):
+            events = found
+        return [_event_json(e) for e in events if known_at is None or e.recorded_at <= known_at]
+
+    def overdue(self, token: Token, as_of: date, centre: str | None
+                ) -> list[tuple[DueAssessment, int]]:
+        self.sync()
+        return self.engine.overdue(as_of, patient_ids=self.centre_ids(token, centre))
+
+    def alerts(self, token: Token, as_of: date, centre: str | None) -> list[AlertRow]:
+        self.sync()
+        return self.engine.alerts(as_of, patient_ids=self.centre_ids(token, centre))
+
+    def alert(self, token: Token, alert_id: str) -> AlertRow | None:
+        """The alert (raised by today) if the token may see its patient."""
+        for row in self.alerts(token, self.today(), None):
+            if row.alert_id == alert_id:
+                return row
+        return None
+
+    def table(self, token: Token, name: str, view: View) -> list[Any]:
+        """An export table's rows under ``view``, of the token's centres' patients."""
+        self.sync()
+        rows: list[Any]
+        if name == "patients":
+            rows = self.engine.patient_rows(view)
+        elif name == "lines":
+            rows = self.engine.line_rows(view)
+        else:
+            rows = self.engine.finding_rows(view)
+        ids = self.centre_ids(token, None)
+        if ids is not None:
+            keep = set(ids)
+            rows = [r for r in rows if r.patient_id in keep]
+        return rows
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        letters = self.engine.log.dead_letters()
+        return letters[-limit:] if limit else []
+
+    def ready(self) -> dict[str, bool]:
+        checks = {"database": _database_up(self.engine)}
+        for name, check in self.ready_checks:
+            try:
+                checks[name] = bool(check())
+            except Exception:  # a probe answers down, it never fails the request
+                checks[name] = False
+        return checks
+
+
+def _centres(token: Token, centre: str | None) -> set[str] | None:
+    """The centres a request reads: the token's, narrowed to ``centre`` when asked."""
+    if centre is None:
+        return set(token.centres) if token.centres else None
+    return {centre} if token.allows_centre(centre) else set()
+
+
+def _event_json(event: ClinicalEvent) -> dict[str, Any]:
+    import orjson
+
+    data: dict[str, Any] = orjson.loads(encode_event(event))
+    return data
+
+
+def _database_up(engine: EmbeddedEngine) -> bool:
+    try:
+        with engine.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach it is "not ready"
+        return False
+    return True
+

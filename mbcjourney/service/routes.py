@@ -1,0 +1,323 @@
+"""The routes under ``/v1``: HTTP in, :class:`~.backend.Backend` calls, JSON out, audited.
+
+Each route names its rule (:func:`~.security.rule`) and the answers it can give
+(:data:`ERRORS`), so the OpenAPI document lists every code.  A route that
+returns or changes patient-level data appends its audit record before it
+returns (:func:`audited`); if that fails, the request fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import asdict, fields
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
+from mbcjourney.exports import stream_table
+from mbcjourney.processors.audit import AuditRecord, filters_of
+from mbcjourney.processors.tokens import Scope
+from mbcjourney.projections import LineRow, PatientRow, View
+from mbcjourney.projections.findings import Finding
+from mbcjourney.projections.views import end_of_day
+from mbcjourney.service import body
+from mbcjourney.service.config import DEFAULT_PAGE, MAX_PAGE
+from mbcjourney.service.models import (
+    AlertActionOut,
+    AlertsOut,
+    DeadLetterOut,
+    HistoryOut,
+    IngestOut,
+    ItemOut,
+    OverdueOut,
+    PatientDetailOut,
+    PatientPage,
+    Problem,
+    SnoozeIn,
+)
+from mbcjourney.service.security import Caller, backend_of, rule
+
+router = APIRouter(prefix="/v1")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a parameter or the body is not valid"},
+    401: {"model": Problem, "description": "no token, or an unknown, expired or revoked one"},
+    403: {"model": Problem, "description": "the token lacks the route's scope"},
+    429: {"model": Problem, "description": "the token's rate limit is reached (Retry-After)"},
+    503: {"model": Problem, "description": "the database or Kafka is unreachable"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such patient or alert, or not of the token's "
+          "centres (the same answer for both)"}}
+
+PatientId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+Centre = Annotated[str | None, Query(min_length=1, max_length=64)]
+Day = Annotated[date | None, Query(ge=EARLIEST_DATE, le=LATEST_DATE)]
+
+
+def audited(request: Request, *, patient_ids: Iterable[str] = (), row_count: int | None = None,
+            status: int = 200) -> None:
+    """Append the request's audit record (raises if it cannot: the request then fails)."""
+    backend = backend_of(request)
+    route = request.scope.get("route")
+    backend.audit.append(AuditRecord(
+        at=backend.clock(), request_id=request.state.request_id,
+        token_name=request.state.token.name, scope=request.state.scope,
+        method=request.method, route=getattr(route, "path", request.url.path), status=status,
+        patient_ids=tuple(patient_ids), row_count=row_count,
+        filters=filters_of(request.query_params.multi_items(), _FILTER_NAMES)))
+
+
+_FILTER_NAMES = ("centre", "group", "status", "as_of", "open", "format", "cutoff", "known_at",
+                 "limit")
+
+
+def _not_found(request: Request, patient_id: str, what: str = "patient") -> HTTPException:
+    audited(request, patient_ids=[patient_id], status=404)
+    return HTTPException(404, f"no {what} with this id")
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+_EVENTS_BODY = {"requestBody": {"required": True, "content": {
+    body.JSON: {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]}},
+    body.NDJSON: {"schema": {"type": "string"}}}}}
+
+
+@router.post("/events", response_model=IngestOut, tags=["events"],
+             **rule(Scope.EVENTS_WRITE, openapi=_EVENTS_BODY),
+             responses={**ERRORS, 413: {"model": Problem, "description": "body over the limit"},
+                        415: {"model": Problem, "description": "not JSON nor NDJSON"}})
+async def post_events(request: Request, token: Caller) -> IngestOut:
+    """Admit one event, a JSON array of events, or NDJSON: each answered in input order.
+
+    The same validation, idempotency and dead-lettering as ``journey ingest``.
+    """
+    backend = backend_of(request)
+    kind = body.media_type(request.headers.get("content-type"))
+    if kind is None:
+        raise HTTPException(415, "send application/json or application/x-ndjson")
+    raw = await _read_body(request, backend.config.max_body_bytes)
+    items = body.items(raw, kind)
+    body.check_utf8(raw)
+    results = await run_in_threadpool(backend.admit, items, origin=f"http:{token.name}")
+    request.app.state.metrics.count_events(results)
+    out = [ItemOut(item=r.item, outcome=r.outcome,
+                   event_id=r.event_id,
+                   field=r.error.errors[0].field if r.error is not None else None,
+                   reason=r.error.errors[0].reason if r.error is not None else None)
+           for r in results]
+    return IngestOut(accepted=sum(r.outcome == "accepted" for r in out),
+                     duplicates=sum(r.outcome == "duplicate" for r in out),
+                     rejected=sum(r.outcome == "rejected" for r in out), results=out)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the body is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- patients --------------------------------------------------------------------------
+
+
+@router.get("/patients", response_model=PatientPage, tags=["patients"],
+            **rule(Scope.PATIENTS_READ, centre_restricted=True), responses=ERRORS)
+def list_patients(request: Request, token: Caller, centre: Centre = None,
+                  group: Annotated[str | None, Query(max_length=8)] = None,
+                  status: Annotated[str | None, Query(max_length=24)] = None,
+                  cursor: Annotated[str | None, Query(max_length=200)] = None,
+                  limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+                  ) -> dict[str, Any]:
+    """Patients by id, filtered; follow ``next_cursor`` for the next page."""
+    after = _cursor_id(cursor)
+    found = backend_of(request).patients(token, centre=centre, group=group, status=status,
+                                         after=after, limit=limit)
+    audited(request, patient_ids=[row.patient_id for row, _ in found], row_count=len(found))
+    next_cursor = (_cursor_of(found[-1][0].patient_id) if len(found) == limit else None)
+    return {"patients": [{**asdict(row), "centre": centre_of} for row, centre_of in found],
+            "next_cursor": next_cursor}
+
+
+def _cursor_of(patient_id: str) -> str:
+    return base64.urlsafe_b64encode(patient_id.encode()).decode()
+
+
+def _cursor_id(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise _bad("cursor", "not a cursor this service gave") from None
+
+
+@router.get("/patients/{patient_id}", response_model=PatientDetailOut, tags=["patients"],
+            **rule(Scope.PATIENTS_READ, centre_restricted=True),
+            responses={**ERRORS, **NOT_FOUND})
+def get_patient(request: Request, token: Caller, patient_id: PatientId) -> dict[str, Any]:
+    """The patient row, lines, due assessments, data-quality findings and open alerts."""
+    found = backend_of(request).patient(token, patient_id)
+    if found is None:
+        raise _not_found(request, patient_id)
+    audited(request, patient_ids=[patient_id])
+    return {"patient": {**asdict(found.patient), "centre": found.centre},
+            "lines": [asdict(r) for r in found.lines],
+            "due_assessments": [asdict(r) for r in found.due],
+            "findings": [asdict(r) for r in found.findings],
+            "open_alerts": [asdict(r) for r in found.open_alerts]}
+
+
+@router.get("/patients/{patient_id}/events", response_model=HistoryOut, tags=["patients"],
+            **rule(Scope.PATIENTS_READ, centre_restricted=True),
+            responses={**ERRORS, **NOT_FOUND})
+def get_history(request: Request, token: Caller, patient_id: PatientId,
+                known_at: Annotated[datetime | date | None, Query(
+                    description="only events recorded by then (a date: its end, UTC)")] = None,
+                ) -> dict[str, Any]:
+    """The patient's events in log order, as known at ``known_at`` (default: now)."""
+    instant = _instant(known_at)
+    events = backend_of(request).history(token, patient_id, instant)
+    if events is None:
+        raise _not_found(request, patient_id)
+    audited(request, patient_ids=[patient_id], row_count=len(events))
+    return {"patient_id": patient_id, "known_at": instant.isoformat() if instant else None,
+            "events": events}
+
+
+@router.get("/overdue", response_model=list[OverdueOut], tags=["patients"],
+            **rule(Scope.PATIENTS_READ, centre_restricted=True), responses=ERRORS)
+def get_overdue(request: Request, token: Caller, as_of: Day = None, centre: Centre = None
+                ) -> list[dict[str, Any]]:
+    """Assessments overdue on ``as_of`` (default today, UTC), as ``journey overdue`` lists them."""
+    backend = backend_of(request)
+    rows = backend.overdue(token, as_of or backend.today(), centre)
+    audited(request, patient_ids=sorted({due.patient_id for due, _ in rows}), row_count=len(rows))
+    return [{"patient_id": due.patient_id, "assessment": due.assessment.value,
+             "last_done": due.last_done, "due_date": due.due_date,
+             "window_end": due.window_end, "days_overdue": late} for due, late in rows]
+
+
+# --- alerts ----------------------------------------------------------------------------
+
+
+@router.get("/alerts", response_model=AlertsOut, tags=["alerts"],
+            **rule(Scope.PATIENTS_READ, centre_restricted=True), responses=ERRORS)
+def get_alerts(request: Request, token: Caller, centre: Centre = None,
+               open_only: Annotated[bool, Query(alias="open")] = False, as_of: Day = None,
+               ) -> dict[str, Any]:
+    """Alerts raised by ``as_of`` (default today); ``open=true``: open and not snoozed."""
+    backend = backend_of(request)
+    rows = backend.alerts(token, as_of or backend.today(), centre)
+    if open_only:
+        rows = [r for r in rows if r.status == "open"]
+    audited(request, patient_ids=sorted({r.patient_id for r in rows}), row_count=len(rows))
+    return {"alerts": [asdict(r) for r in rows]}
+
+
+AlertId = Annotated[str, Path(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                       r"[0-9a-f]{12}$")]
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertActionOut, tags=["alerts"],
+             **rule(Scope.ALERTS_WRITE, centre_restricted=True),
+             responses={**ERRORS, **NOT_FOUND})
+def ack_alert(request: Request, token: Caller, alert_id: AlertId) -> dict[str, Any]:
+    """Acknowledge an alert (it stays open until the assessment is done)."""
+    backend = backend_of(request)
+    alert = backend.alert(token, alert_id)
+    if alert is None:
+        raise HTTPException(404, "no alert with this id")
+    backend.acknowledge(alert, by=token.name)
+    audited(request, patient_ids=[alert.patient_id])
+    return {"alert_id": alert_id, "action": "acknowledged", "by": token.name}
+
+
+@router.post("/alerts/{alert_id}/snooze", response_model=AlertActionOut, tags=["alerts"],
+             **rule(Scope.ALERTS_WRITE, centre_restricted=True),
+             responses={**ERRORS, **NOT_FOUND})
+def snooze_alert(request: Request, token: Caller, alert_id: AlertId,
+                 snooze: Annotated[SnoozeIn, Body()]) -> dict[str, Any]:
+    """Hide an alert from the open list until a day (inclusive)."""
+    backend = backend_of(request)
+    if not backend.today() <= snooze.until <= LATEST_DATE:
+        raise _bad("until", "must be a day from today on")
+    alert = backend.alert(token, alert_id)
+    if alert is None:
+        raise HTTPException(404, "no alert with this id")
+    backend.snooze(alert, snooze.until, by=token.name)
+    audited(request, patient_ids=[alert.patient_id])
+    return {"alert_id": alert_id, "action": "snoozed", "by": token.name, "until": snooze.until}
+
+
+# --- exports ---------------------------------------------------------------------------
+
+_TABLES: dict[str, type[Any]] = {"patients": PatientRow, "lines": LineRow, "findings": Finding}
+_MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json",
+          "parquet": "application/vnd.apache.parquet"}
+
+
+@router.get("/exports/{table}", tags=["exports"], **rule(Scope.EXPORTS_READ),
+            response_class=StreamingResponse,
+            responses={**ERRORS, 200: {"description": "the table", "content": {
+                media: {"schema": {"type": "string"}} for media in _MEDIA.values()}}})
+def get_export(request: Request, token: Caller,
+               table: Literal["patients", "lines", "findings"],
+               fmt: Annotated[Literal["csv", "json", "parquet"], Query(alias="format")] = "csv",
+               cutoff: Day = None,
+               known_at: Annotated[datetime | date | None, Query()] = None,
+               ) -> StreamingResponse:
+    """An output-contract table (pseudonymised: ids, codes and dates, no free text), streamed."""
+    rows = backend_of(request).table(token, table, View(cutoff, _instant(known_at)))
+    audited(request, row_count=len(rows))
+    names = tuple(f.name for f in fields(_TABLES[table]))
+    values = [tuple(getattr(r, n) for n in names) for r in rows]
+    return StreamingResponse(stream_table(names, values, fmt), media_type=_MEDIA[fmt],
+                             headers={"Content-Disposition":
+                                      f'attachment; filename="{table}.{fmt}"'})
+
+
+# --- administration --------------------------------------------------------------------
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterOut], tags=["admin"],
+            **rule(Scope.ADMIN), responses=ERRORS)
+def get_dead_letters(request: Request, token: Caller,
+                     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+                     ) -> list[dict[str, Any]]:
+    """The newest rejected inputs: reason and origin (their bytes stay in the store)."""
+    letters = backend_of(request).dead_letters(limit)
+    audited(request, patient_ids=sorted({d.patient_id for d in letters if d.patient_id}),
+            row_count=len(letters))
+    return [{"reason": d.reason, "origin": d.origin, "received_at": d.received_at.isoformat(),
+             "event_type": d.event_type, "event_id": d.event_id, "size": len(d.original)}
+            for d in letters]
+
+
+def _instant(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise _bad("known_at", "a date-time needs its zone (Z or +HH:MM), or give a date")
+        return value
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise _bad("known_at", "outside the dates the study can hold")
+    return end_of_day(value)
+
+
+def _bad(field: str, reason: str) -> HTTPException:
+    return HTTPException(400, {"field": field, "reason": reason})
