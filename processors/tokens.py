@@ -83,7 +83,7 @@ class TokenStore:
     def issue(self, name: str, scopes: Iterable[Scope], *, centres: Iterable[str] = (),
               expires_on: date | None = None, now: datetime) -> tuple[Token, str]:
         """Store a new token named ``name``; returns it with its secret (shown once)."""
-        scope_set = frozenset(scopes)
+        scope_set = frozenset(Scope(s) for s in scopes)
         if not scope_set:
             raise ConfigurationError("a token needs at least one --scope")
         if not name.strip() or len(name) > 100:

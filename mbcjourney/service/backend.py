@@ -33,7 +33,8 @@ from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.deadletters import DeadLetter
-from mbcjourney.processors.publisher import Producer, publish_lines
+from mbcjourney.processors.kafkaio import dead_letter_message
+from mbcjourney.processors.publisher import SEND_TIMEOUT_S, Producer, publish_lines
 from mbcjourney.processors.tokens import Token, TokenStore
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
@@ -96,6 +97,16 @@ class Backend:
                           topic=self.config.topic,
                           dead_letter_topic=self.config.dead_letter_topic, on_item=tell)
         return [told[n] for n, _ in items if n in told]
+
+    def refuse_body(self, raw: bytes, error: InvalidEvent, *, origin: str) -> None:
+        """Dead-letter a body refused as a whole, with its bytes (idempotent on them)."""
+        letter = DeadLetter.of(raw, error, f"{origin}:body", self.clock())
+        if self.producer is None:
+            self.engine.log.dead_letter([letter])
+        else:
+            key, value, headers = dead_letter_message(letter)
+            self.producer.send(self.config.dead_letter_topic, key=key, value=value,
+                               headers=headers).get(timeout=SEND_TIMEOUT_S)
 
     def acknowledge(self, alert: AlertRow, by: str) -> None:
         self.engine.actions.record(AlertAcknowledged(

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
 from mbcjourney.exports import stream_table
 from mbcjourney.processors.audit import AuditRecord, filters_of
@@ -98,15 +99,23 @@ _EVENTS_BODY = {"requestBody": {"required": True, "content": {
 async def post_events(request: Request, token: Caller) -> IngestOut:
     """Admit one event, a JSON array of events, or NDJSON: each answered in input order.
 
-    The same validation, idempotency and dead-lettering as ``journey ingest``.
+    The same validation, idempotency and dead-lettering as ``journey ingest``: an
+    NDJSON line is judged as a line of a file (one that is not UTF-8 is rejected,
+    the others go on); a JSON body that is not UTF-8, or an array that is not
+    JSON, is refused whole (400) and dead-lettered as it came.
     """
     backend = backend_of(request)
     kind = body.media_type(request.headers.get("content-type"))
     if kind is None:
         raise HTTPException(415, "send application/json or application/x-ndjson")
     raw = await _read_body(request, backend.config.max_body_bytes)
-    items = body.items(raw, kind)
-    body.check_utf8(raw)
+    try:
+        if kind == body.JSON:  # JSON text is UTF-8 (RFC 8259); NDJSON is judged line by line
+            body.check_utf8(raw)
+        items = body.items(raw, kind)
+    except InvalidEvent as refused:  # the body as a whole: dead-lettered, then a 400
+        await run_in_threadpool(backend.refuse_body, raw, refused, origin=f"http:{token.name}")
+        raise
     results = await run_in_threadpool(backend.admit, items, origin=f"http:{token.name}")
     request.app.state.metrics.count_events(results)
     out = [ItemOut(item=r.item, outcome=r.outcome,
