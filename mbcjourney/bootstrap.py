@@ -38,7 +38,7 @@ from mbcjourney.processors.alerting import AlertConfig, AlertTables, KafkaEmitte
 from mbcjourney.processors.alerting_live import LiveAlerting, LogProgress
 from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.db import existing_database, make_engine
-from mbcjourney.processors.kafkaio import require_topics
+from mbcjourney.processors.kafkaio import broker_reachable, require_topics
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.tokens import TokenStore
@@ -121,7 +121,8 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
             require_topics(config.bootstrap, {config.topic: None,
                                               config.dead_letter_topic: None})
             producer = open_producer(config.bootstrap, linger_ms=5, client_id="journey-serve")
-            checks.append(("kafka", producer.bootstrap_connected))
+            bootstrap = config.bootstrap
+            checks.append(("kafka", lambda: broker_reachable(bootstrap)))
         backend = Backend(config, engine, tokens, audit,
                           clock=clock or (lambda: datetime.now(UTC)), producer=producer,
                           ready_checks=checks)

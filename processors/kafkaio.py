@@ -155,6 +155,15 @@ def wait_for_broker(bootstrap: str, timeout_s: float = CONNECT_TIMEOUT_S) -> flo
     return deadline
 
 
+def broker_reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Whether a bootstrap address accepts a TCP connection now (a readiness probe)."""
+    try:
+        _wait_until_reachable(bootstrap, time.monotonic() + timeout_s, timeout_s)
+    except ServiceUnavailable:
+        return False
+    return True
+
+
 def _wait_until_reachable(bootstrap: str, deadline: float, timeout_s: float) -> None:
     """Return once one bootstrap address accepts a TCP connection; retry until ``deadline``."""
     attempt, error = 0, "no address"
