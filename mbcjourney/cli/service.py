@@ -27,9 +27,10 @@ SCOPES = [s.value for s in Scope]
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes (each with its own rate-limit counters unless "
                    "--rate-limit-storage is shared).")
-@click.option("--bootstrap", envvar="JOURNEY_KAFKA_BOOTSTRAP", default=None, metavar="HOST:PORT",
+@click.option("--bootstrap", default=None, metavar="HOST:PORT",
               help="Scale-out: publish accepted events to Kafka for the workers, and read "
-                   "the PostgreSQL they write (--db).  Default: the embedded database only.")
+                   "the PostgreSQL they write (--db).  Default: the embedded database only "
+                   "(never taken from JOURNEY_KAFKA_BOOTSTRAP: scale-out is asked for).")
 @click.option("--topic", default="mbc.clinical-events", show_default=True, metavar="NAME")
 @click.option("--dead-letter-topic", default="mbc.dead-letter", show_default=True, metavar="NAME")
 @click.option("--max-body", default=DEFAULT_MAX_BODY_BYTES, show_default=True,

@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import asdict, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
@@ -60,6 +60,9 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 PatientId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Centre = Annotated[str | None, Query(min_length=1, max_length=64)]
 Day = Annotated[date | None, Query(ge=EARLIEST_DATE, le=LATEST_DATE)]
+KnownAt = Annotated[str | None, Query(
+    max_length=40, description="as known then: a date (its end, UTC) or an ISO date-time "
+                               "with its zone", examples=["2025-06-30", "2025-06-30T12:00:00Z"])]
 
 
 def audited(request: Request, *, patient_ids: Iterable[str] = (), row_count: int | None = None,
@@ -196,8 +199,7 @@ def get_patient(request: Request, token: Caller, patient_id: PatientId) -> dict[
             **rule(Scope.PATIENTS_READ, centre_restricted=True),
             responses={**ERRORS, **NOT_FOUND})
 def get_history(request: Request, token: Caller, patient_id: PatientId,
-                known_at: Annotated[datetime | date | None, Query(
-                    description="only events recorded by then (a date: its end, UTC)")] = None,
+                known_at: KnownAt = None,
                 ) -> dict[str, Any]:
     """The patient's events in log order, as known at ``known_at`` (default: now)."""
     instant = _instant(known_at)
@@ -289,7 +291,7 @@ def get_export(request: Request, token: Caller,
                table: Literal["patients", "lines", "findings"],
                fmt: Annotated[Literal["csv", "json", "parquet"], Query(alias="format")] = "csv",
                cutoff: Day = None,
-               known_at: Annotated[datetime | date | None, Query()] = None,
+               known_at: KnownAt = None,
                ) -> StreamingResponse:
     """An output-contract table (pseudonymised: ids, codes and dates, no free text), streamed."""
     rows = backend_of(request).table(token, table, View(cutoff, _instant(known_at)))
@@ -318,14 +320,24 @@ def get_dead_letters(request: Request, token: Caller,
             for d in letters]
 
 
-def _instant(value: datetime | date | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise _bad("known_at", "a date-time needs its zone (Z or +HH:MM), or give a date")
-        return value
-    if not EARLIEST_DATE <= value <= LATEST_DATE:
+def _instant(value: str | None) -> datetime | None:
+    """``known_at``: a date means the end of that day (UTC), as on the command line."""
+    if value is None:
+        return None
+    try:
+        moment = (end_of_day(date.fromisoformat(value)) if len(value) == 10
+                  else datetime.fromisoformat(value))
+    except (ValueError, OverflowError):
+        raise _bad("known_at", "expected a date YYYY-MM-DD or an ISO date-time") from None
+    if moment.tzinfo is None:
+        raise _bad("known_at", "a date-time needs its zone (Z or +HH:MM), or give a date")
+    try:
+        day = moment.astimezone(UTC).date()
+    except OverflowError:
+        day = LATEST_DATE + timedelta(days=1)
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
         raise _bad("known_at", "outside the dates the study can hold")
-    return end_of_day(value)
+    return moment
 
 
 def _bad(field: str, reason: str) -> HTTPException:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from mbcjourney.cli import cli
 from mbcjourney.cli.live import worker
+from mbcjourney.cli.service import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,10 +27,11 @@ def _compose() -> dict[str, Any]:
     return loaded
 
 
-def _parsed_worker_options(args: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Run ``journey ARGS`` as the container's entry point would, up to the worker's start."""
+def _parsed_worker_options(args: list[str], monkeypatch: pytest.MonkeyPatch,
+                           command: Any = worker) -> dict[str, Any]:
+    """Run ``journey ARGS`` as the container's entry point would, up to the command's start."""
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(worker, "callback", lambda **options: seen.update(options))
+    monkeypatch.setattr(command, "callback", lambda **options: seen.update(options))
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert seen, "the command did not reach `journey worker`"
@@ -57,3 +59,18 @@ def test_topics_come_from_the_scripts_topic_list() -> None:
     command = " ".join(_compose()["services"]["topics"]["command"])
     assert "infra/topics.txt" in command
     assert (ROOT / "infra" / "topics.txt").is_file()
+
+
+def test_the_api_serves_the_scale_out_deployment_with_a_readiness_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _compose()["services"]["api"]
+    for name, value in {**_compose()["x-journey"]["environment"]}.items():
+        monkeypatch.setenv(name, str(value))
+    options = _parsed_worker_options([str(arg) for arg in service["command"]], monkeypatch,
+                                     serve)
+    assert options["bootstrap"] == "kafka:9092"
+    assert options["db"].startswith("postgresql+psycopg://journey:journey@postgres:5432/")
+    assert (options["host"], options["port"]) == ("0.0.0.0", 8000)
+    assert "/readyz" in " ".join(service["healthcheck"]["test"])
+    assert service["ports"] == ["127.0.0.1:8000:8000"]
+    assert {"kafka", "postgres", "topics"} <= set(service["depends_on"])
