@@ -117,6 +117,9 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
         tokens.create()
         audit.create()
         checks: list[tuple[str, Callable[[], bool]]] = []
+        if config.bootstrap is None and engine.store.lacks_centres():
+            log.warning("service.rebuilding", reason="rows without their centre")
+            engine.rebuild()  # an embedded store from before the service: centres for all
         if config.bootstrap is not None:
             require_topics(config.bootstrap, {config.topic: None,
                                               config.dead_letter_topic: None})

@@ -240,6 +240,16 @@ class ProjectionStore:
             row = conn.execute(select(t.c.centre).where(t.c.patient_id == patient_id)).first()
         return (False, None) if row is None else (True, row[0])
 
+    def lacks_centres(self) -> bool:
+        """Whether patient rows exist without their centre (written before the service
+        kept centres): such a store is rebuilt before it is served."""
+        p, c = self.patients, self.centres
+        with self.engine.connect() as conn:
+            orphan = conn.execute(select(p.c.patient_id).where(
+                ~select(c.c.patient_id).where(c.c.patient_id == p.c.patient_id).exists()
+            ).limit(1)).first()
+        return orphan is not None
+
     def patient_ids(self, centres: Iterable[str] | None = None) -> list[str]:
         """Every stored patient's id, or those of ``centres``, sorted."""
         t = self.centres

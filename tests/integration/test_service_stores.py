@@ -21,7 +21,7 @@ from mbcjourney.processors.audit import AuditLog, AuditRecord
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.tokens import Scope, TokenStore
 from tests.integration.test_live_pipeline import read_topic
-from tests.support.cohorts import simulated_cohort
+from tests.support.cohorts import embedded_log, simulated_cohort
 from tests.support.service import TODAY, bearer, issue_token, running_service
 
 
@@ -105,3 +105,25 @@ def test_the_scale_out_service_publishes_to_kafka(
     letters = read_topic(kafka_bootstrap, dead, len(rejected))
     assert len(letters) == len(rejected)
     assert letters[-1].value == b'{"nope": 1}'  # the original bytes
+
+
+def test_an_embedded_store_from_before_centres_is_rebuilt_when_served(tmp_path: Path) -> None:
+    cohort = simulated_cohort(tmp_path / "cohort.jsonl", patients=12, seed=4)
+    db = embedded_log(cohort, tmp_path / "study.db", received_at=TODAY)
+    url = f"sqlite:///{db}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            centres = conn.execute(sa.text("SELECT * FROM patient_centres ORDER BY 1")).all()
+            conn.execute(sa.text("DELETE FROM patient_centres"))  # as an older version left it
+        token = issue_token(url, "c01", [Scope.PATIENTS_READ], centres=["C01"])
+        with running_service(url) as base:
+            listed = httpx.get(f"{base}/v1/patients", headers=bearer(token)).json()["patients"]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT * FROM patient_centres ORDER BY 1")).all() == \
+                centres
+        assert sorted(p["patient_id"] for p in listed) == sorted(
+            pid for pid, centre in centres if centre == "C01")
+        assert listed
+    finally:
+        engine.dispose()
