@@ -56,6 +56,7 @@ log = structlog.get_logger(__name__)
 CONSUMER = "embedded"
 WRITE_BATCH = 2000  # patients per store transaction
 REBUILD_SHARD = 500  # patients per rebuild task: small, so the workers finish together
+ACTIONS_BY_PATIENT = 500  # up to this many patients, read only their alerts' actions
 PARALLEL_FROM_LINES = 50_000  # below this, starting decode processes costs more than it saves
 
 
@@ -294,7 +295,8 @@ class EmbeddedEngine:
                patient_ids: list[str] | None = None) -> list[AlertRow]:
         """Every alert the live system had raised by day ``as_of``, with its status then
         (of every patient, or of ``patient_ids``)."""
-        actions = self.actions.latest(end_of_day(as_of))
+        few = patient_ids is not None and len(patient_ids) <= ACTIONS_BY_PATIENT
+        actions = self.actions.latest(end_of_day(as_of), patient_ids if few else None)
         rows = []
         with bulk_allocation():
             for patient_id, events in self.log.histories(patient_ids):

@@ -7,11 +7,23 @@ acknowledgement and snooze of an alert win.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import Column, Date, Engine, Integer, MetaData, String, Table, insert, select
+from sqlalchemy import (
+    Column,
+    Date,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+)
 
 from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.processors.sql import create_tables, utc_text
@@ -28,6 +40,7 @@ alert_actions_table = Table(
     Column("by", String(100), nullable=False),
     Column("at", String(32), nullable=False),  # ISO instant (sql.utc_text; older rows: any offset)
     Column("until", Date),
+    Index("ix_alert_actions_patient", "patient_id"),
 )
 
 
@@ -52,12 +65,17 @@ class AlertActionLog:
                 alert_id=str(action.alert_id), patient_id=action.patient_id, action=kind,
                 by=action.by, at=utc_text(action.at), until=until))
 
-    def latest(self, known_at: datetime | None = None) -> dict[UUID, AlertActions]:
-        """The latest acknowledgement and snooze per alert (actions up to ``known_at``)."""
+    def latest(self, known_at: datetime | None = None,
+               patient_ids: Iterable[str] | None = None) -> dict[UUID, AlertActions]:
+        """The latest acknowledgement and snooze per alert (actions up to ``known_at``),
+        of every patient's alerts or of ``patient_ids``'."""
         t = alert_actions_table
         found: dict[UUID, AlertActions] = {}
+        query = select(t).order_by(t.c.id)
+        if patient_ids is not None:
+            query = query.where(t.c.patient_id.in_(sorted(set(patient_ids))))
         with self.engine.connect() as conn:
-            for row in conn.execute(select(t).order_by(t.c.id)):
+            for row in conn.execute(query):
                 if known_at is not None and datetime.fromisoformat(row.at) > known_at:
                     continue
                 key = UUID(row.alert_id)

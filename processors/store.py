@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -249,6 +250,14 @@ class ProjectionStore:
                 ~select(c.c.patient_id).where(c.c.patient_id == p.c.patient_id).exists()
             ).limit(1)).first()
         return orphan is not None
+
+    def overdue_patient_ids(self, today: date) -> list[str]:
+        """Patients with an assessment whose window ended before ``today``: those whose
+        alerts can be open (a short list to search for one alert)."""
+        d = self.due
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(
+                select(d.c.patient_id).where(d.c.window_end < today).distinct())]
 
     def patient_ids(self, centres: Iterable[str] | None = None) -> list[str]:
         """Every stored patient's id, or those of ``centres``, sorted."""

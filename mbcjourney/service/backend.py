@@ -178,10 +178,22 @@ class Backend:
         return self.engine.alerts(as_of, patient_ids=self.centre_ids(token, centre))
 
     def alert(self, token: Token, alert_id: str) -> AlertRow | None:
-        """The alert (raised by today) if the token may see its patient."""
-        for row in self.alerts(token, self.today(), None):
-            if row.alert_id == alert_id:
-                return row
+        """The alert (raised by today) if the token may see its patient.
+
+        An open alert belongs to a patient with an assessment past its window: those
+        few are searched first; the whole cohort (of the token's centres) only when
+        the alert is not among them (resolved, or no such alert).
+        """
+        self.sync()
+        today = self.today()
+        allowed = self.centre_ids(token, None)
+        likely = self.engine.store.overdue_patient_ids(today)
+        if allowed is not None:
+            likely = sorted(set(likely) & set(allowed))
+        for patient_ids in (likely, allowed):
+            for row in self.engine.alerts(today, patient_ids=patient_ids):
+                if row.alert_id == alert_id:
+                    return row
         return None
 
     def table(self, token: Token, name: str, view: View) -> list[Any]:
