@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 
 import click
 
+from mbcjourney import logs
 from mbcjourney.bootstrap import open_access, open_service
 from mbcjourney.cli.options import Context, db_option, parse_date, parse_instant, pass_context
 from mbcjourney.cli.output import print_table
 from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.processors.audit import AuditRow
 from mbcjourney.processors.tokens import Scope
+from mbcjourney.projections.settings import ClinicalSettings
 from mbcjourney.service import ServiceConfig
 from mbcjourney.service.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT
 from mbcjourney.settings import database_url
@@ -74,6 +77,9 @@ def serve(ctx: Context, db: str | None, host: str, port: int, workers: int,
     import os
 
     os.environ["JOURNEY_SERVE_CONFIG"] = _config_text(config)
+    os.environ["JOURNEY_SERVE_SETTINGS"] = ctx.settings.model_dump_json()
+    os.environ["JOURNEY_SERVE_LOG_LEVEL"] = logging.getLevelName(
+        logging.getLogger().getEffectiveLevel()).lower()
     uvicorn.run("mbcjourney.cli.service:app_from_environment", factory=True, host=host,
                 port=port, workers=workers, access_log=False, log_config=None,
                 proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
@@ -86,7 +92,8 @@ def _config_text(config: ServiceConfig) -> str:
 
 
 def app_from_environment() -> object:
-    """uvicorn's factory in each of ``--workers`` processes: the app from the parent's config.
+    """uvicorn's factory in each of ``--workers`` processes: the app from the parent's
+    config and clinical settings (passed in the environment, which the processes inherit).
 
     The service stays open for the life of the process (uvicorn owns it).
     """
@@ -94,8 +101,10 @@ def app_from_environment() -> object:
 
     import orjson
 
+    logs.configure(os.environ.get("JOURNEY_SERVE_LOG_LEVEL", "warning"))
     config = ServiceConfig(**orjson.loads(os.environ["JOURNEY_SERVE_CONFIG"]))
-    opened = open_service(config)
+    settings = ClinicalSettings.model_validate_json(os.environ["JOURNEY_SERVE_SETTINGS"])
+    opened = open_service(config, settings)
     return opened.__enter__()
 
 

@@ -143,16 +143,19 @@ def test_a_read_whose_audit_record_cannot_be_written_fails(
     assert answer.json()["error"] == "unavailable"
 
 
-@pytest.fixture
-def served(study: tuple[Path, Path], tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """``journey --log-level debug serve`` as a subprocess; yields (url, db, its stderr)."""
+@pytest.fixture(params=[1, 2], ids=["1-process", "2-processes"])
+def served(study: tuple[Path, Path], tmp_path: Path, request: pytest.FixtureRequest
+           ) -> Iterator[tuple[str, str, Path]]:
+    """``journey --log-level debug serve [--workers 2]`` as a subprocess; yields
+    (url, db, its stderr)."""
     db = _copy(study[1], tmp_path)
     port = free_port()
     stderr = tmp_path / "serve.stderr"
     with stderr.open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "mbcjourney", "--log-level", "debug", "serve", "--db", db,
-             "--port", str(port)], stderr=err, stdout=subprocess.DEVNULL, env=os.environ.copy())
+             "--port", str(port), "--workers", str(request.param)], stderr=err,
+            stdout=subprocess.DEVNULL, env=os.environ.copy())
         url = f"http://127.0.0.1:{port}"
 
         def up() -> bool:
@@ -190,6 +193,10 @@ def test_the_service_log_holds_no_token_patient_id_or_payload_value(
                  "/v1/dead-letters", "/metrics", "/v1/patients/NOBODY"):
         assert httpx.get(url + path, headers=bearer(token)).status_code in (200, 404)
 
+    metrics = httpx.get(f"{url}/metrics", headers=bearer(token)).text
+    if "2-processes" not in os.environ.get("PYTEST_CURRENT_TEST", ""):  # counters per process
+        assert 'journey_events_total{outcome="rejected"' in metrics
+        assert 'route="/v1/patients/{patient_id}",status="200"' in metrics
     log = stderr.read_text(errors="replace")
     records = [orjson.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(r.get("event") == "http.request" for r in records)  # it does log requests
@@ -198,3 +205,4 @@ def test_the_service_log_holds_no_token_patient_id_or_payload_value(
     secrets = [token, *ids, "P-SECRET-1", "P-SECRET-2", "free text", *regimens]
     assert regimens
     assert not [s for s in secrets if s in log]
+    assert not [s for s in secrets if s in metrics]
