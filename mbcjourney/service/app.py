@@ -65,7 +65,13 @@ def create_app(backend: Backend) -> FastAPI:
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         request.state.request_id = request_id
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # a bug: answered and logged by type, never by its message
+            log.error("http.failed", method=request.method, error=type(exc).__name__,
+                      route=getattr(request.scope.get("route"), "path", "unmatched"),
+                      request_id=request_id)
+            response = _problem(500, "the service failed; the request id is in the logs")
         seconds = time.perf_counter() - started
         route = getattr(request.scope.get("route"), "path", "unmatched")
         response.headers["X-Request-ID"] = request_id
