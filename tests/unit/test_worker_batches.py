@@ -484,3 +484,21 @@ def test_an_event_id_the_log_holds_for_another_patient_stays_out_of_it_and_is_co
     assert isinstance(writer, LoggedStore)
     assert writer.conflicts == 1
     assert worker.dead.letters == []
+
+
+def test_the_embedded_engine_reads_a_workers_store_without_re_projecting_it(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    run(process_all(worker.processor, in_batches(topic.everything(), 700)))
+    url = str(store.engine.url)
+    with EmbeddedEngine(f"sqlite:///{tmp_path / 'own.db'}") as own:
+        assert not own.owned_by_workers()
+
+    with EmbeddedEngine(url) as engine:
+        assert engine.owned_by_workers()
+        assert engine.catch_up() == 0
+        assert engine.patient_rows() == store.patient_rows()
+        assert engine.store.checkpoint("embedded") == {}  # nothing projected here
+        assert engine.line_rows() == embedded_rows(cohort_lines, tmp_path)[1]
