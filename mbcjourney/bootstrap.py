@@ -38,6 +38,7 @@ from mbcjourney.processors.alerting import AlertConfig, AlertTables, KafkaEmitte
 from mbcjourney.processors.alerting_live import LiveAlerting, LogProgress
 from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.db import existing_database, make_engine
+from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.kafkaio import broker_reachable, require_topics
 from mbcjourney.processors.publisher import open_producer
 from mbcjourney.processors.store import ProjectionStore
@@ -155,7 +156,11 @@ def open_publisher(bootstrap: str, topics: Iterable[str]) -> Iterator[Any]:
 
 
 def run_worker(config: WorkerConfig) -> NoReturn:
-    """Check the topics, open PostgreSQL, build the faust app and run it until stopped."""
+    """Check the topics, open PostgreSQL, build the faust app and run it until stopped.
+
+    The worker writes the projection store and appends the events it applies to the
+    SQL event log beside it, in one transaction per write (``LoggedStore``).
+    """
     from mbcjourney.processors.faust_app import create_app, run_app, use_uvloop
 
     use_uvloop()  # before the app exists: the app binds the event loop policy
@@ -165,6 +170,8 @@ def run_worker(config: WorkerConfig) -> NoReturn:
     try:
         store = ProjectionStore(engine)
         store.create()
+        event_log = SqlEventLog(engine)
+        event_log.create()
         alerting = None
         if config.alerts is not None:
             alerting = open_live_alerting(config.alerts, store, bootstrap=config.bootstrap,
@@ -177,7 +184,7 @@ def run_worker(config: WorkerConfig) -> NoReturn:
             def sink(on_failure: Callable[[BaseException], None]) -> ProjectionSink:
                 """The store's writer; ``on_failure`` (stop the app) is the app's to give."""
                 return ProjectionSink(store, config.consumer, executor, on_failure=on_failure,
-                                      write=write)
+                                      write=write, event_log=event_log)
 
             run_app(create_app(config, sink, alerts), config)
         finally:

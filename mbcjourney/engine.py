@@ -5,7 +5,12 @@
 It is built by the composition root, :func:`mbcjourney.bootstrap.open_engine`,
 and is a context manager: ``with open_engine(url) as engine: ...`` closes it.
 The projection store is a consumer of the log like any other: it records the
-last log position it has projected, and catches up before it is read.
+last log position it has projected, and catches up before it is read -- unless
+live workers own the store (a PostgreSQL store the ``journey worker`` processes
+write, with checkpoints of a ``worker:`` consumer): their rows are read as they
+are, never re-projected here, and the workers append every event they apply to
+the same SQL log, in the transaction of their rows, so the views that fold the
+log (``--cutoff``, ``--known-at``, ``overdue --as-of``, alerts) read it as usual.
 
 ``project``, ``overdue_view`` and ``end_of_day`` live with the projections
 (:mod:`mbcjourney.projections.views`) and are re-exported here.
@@ -21,6 +26,7 @@ from datetime import date, datetime
 from types import TracebackType
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from mbcjourney.events import ClinicalEvent
@@ -31,6 +37,7 @@ from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ItemOutcome, ingest_lines
 from mbcjourney.processors.replay import active_prefix
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, Rows, journey_rows
+from mbcjourney.processors.worker import WORKER_CONSUMER_PREFIX
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
 from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
 from mbcjourney.projections.facts import collect_facts
@@ -172,6 +179,7 @@ class EmbeddedEngine:
         self.log = storage.log
         self.store = storage.store
         self.actions = storage.actions
+        self._worker_owned = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -192,7 +200,14 @@ class EmbeddedEngine:
                             on_batch=on_batch, workers=workers, on_item=on_item)
 
     def catch_up(self, on_patients: Progress | None = None) -> int:
-        """Re-project every patient with events the store has not seen; returns how many."""
+        """Re-project every patient with events the store has not seen; returns how many.
+
+        Nothing on a store live workers own (:meth:`owned_by_workers`): its rows are
+        theirs, and re-projecting here would rewrite them behind the workers' backs.
+        """
+        if self.owned_by_workers():
+            log.info("projections.owned_by_workers", skipped="catch_up")
+            return 0
         done = self.store.checkpoint(CONSUMER).get(0, 0)
         patient_ids, last = patients_after(self.engine, done)
         if not patient_ids:
@@ -201,6 +216,19 @@ class EmbeddedEngine:
                       checkpoints=[Checkpoint(CONSUMER, 0, last)])
         log.info("projections.caught_up", patients=len(patient_ids), position=last)
         return len(patient_ids)
+
+    def owned_by_workers(self) -> bool:
+        """Whether live workers write this store: it holds checkpoints of a worker consumer.
+
+        Known once seen (workers never hand a store back); asked again until then.
+        """
+        if not self._worker_owned:
+            t = self.store.checkpoints
+            query = select(t.c.consumer).where(
+                t.c.consumer.startswith(WORKER_CONSUMER_PREFIX, autoescape=True)).limit(1)
+            with self.engine.connect() as conn:
+                self._worker_owned = conn.execute(query).first() is not None
+        return self._worker_owned
 
     def rebuild(self, on_patients: Progress | None = None, workers: int = 0) -> int:
         """Drop and rebuild every projection row from the log.

@@ -64,7 +64,7 @@ _MMAP_BYTES = 1 << 40  # as much of the file as SQLite allows (it caps this at i
 
 
 def lock_for_append(conn: Connection) -> None:
-    """Make ``conn``'s transaction the only appender until it ends; first statement of it.
+    """Make ``conn``'s transaction the only appender until it ends.
 
     Classifying a batch (accepted, duplicate, conflict) reads the log's last position
     and then inserts: another writer committing in between would have its rows taken
@@ -75,7 +75,11 @@ def lock_for_append(conn: Connection) -> None:
     first's rows.  PostgreSQL: an exclusive table lock, which readers do not wait for.
     """
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver: Any = conn.connection.driver_connection
+        # pysqlite begins a transaction at its first write: one under way already holds
+        # SQLite's write lock (a caller's transaction that wrote before appending).
+        if not driver.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
     elif conn.dialect.name == "postgresql":
         conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
@@ -146,7 +150,22 @@ class SqlEventLog:
         )
 
     def append_rows(self, rows: Sequence[EventRow]) -> tuple[list[int], int, list[int]]:
-        """Append prepared rows; returns (accepted indices, duplicate count, conflict indices).
+        """Append prepared rows in a transaction of their own; see :meth:`append_rows_in`."""
+        first = _first_rows(rows)
+        if not first:
+            return [], 0, []
+        with self.engine.begin() as conn:
+            inserted, known = self._insert_in(conn, rows, first)
+        return _classified(rows, first, inserted, known)
+
+    def append_rows_in(self, conn: Connection, rows: Sequence[EventRow]
+                       ) -> tuple[list[int], int, list[int]]:
+        """Append prepared rows in the caller's transaction (committed with its other writes).
+
+        Returns (accepted indices, duplicate count, conflict indices).  The live
+        workers append the events they applied in the transaction of their rows and
+        checkpoints.  Appending takes the log's lock (:func:`lock_for_append`) until
+        that transaction ends: append last.
 
         The insert itself finds the repeats: each id's first row in the batch is
         inserted with ``ON CONFLICT (event_id) DO NOTHING``, so the unique index is
@@ -158,41 +177,23 @@ class SqlEventLog:
         The lock is taken before the last position is read (:func:`lock_for_append`),
         so a concurrent writer's rows can never be counted as this one's.
         """
-        first: dict[str, int] = {}  # event_id -> index of its first row in this batch
-        for index, row in enumerate(rows):
-            first.setdefault(row.event_id, index)
+        first = _first_rows(rows)
         if not first:
             return [], 0, []
+        inserted, known = self._insert_in(conn, rows, first)
+        return _classified(rows, first, inserted, known)
+
+    def _insert_in(self, conn: Connection, rows: Sequence[EventRow], first: dict[str, int]
+                   ) -> tuple[AbstractSet[str], dict[str, tuple[str, str]]]:
+        """Insert each id's first row; (ids inserted, stored (hash, body) of the others)."""
         candidates = [rows[i] for i in first.values()]  # batch order = log order
-        with self.engine.begin() as conn:
-            lock_for_append(conn)
-            before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
-            result = conn.exec_driver_sql(self._insert_sql, candidates)
-            inserted: AbstractSet[str]
-            if result.rowcount == len(candidates):  # the common case: nothing stored before
-                inserted = first.keys()
-                known: dict[str, tuple[str, str]] = {}
-            else:
-                inserted = self._inserted_after(conn, before or 0)
-                known = self._stored([e for e in first if e not in inserted], conn)
-        accepted = [i for i in first.values() if rows[i].event_id in inserted]
-        if len(accepted) == len(rows):
-            return accepted, 0, []
-        conflicts: list[int] = []
-        duplicates = 0
-        taken = set(accepted)
-        for index, row in enumerate(rows):
-            if index in taken:
-                continue
-            kept = known.get(row.event_id)
-            if kept is None:  # a repeat of a row inserted just now
-                kept_row = rows[first[row.event_id]]
-                kept = known[row.event_id] = (kept_row.content_hash, kept_row.body)
-            if is_repeat(kept[0], kept[1], row.content_hash, row.body):
-                duplicates += 1
-            else:
-                conflicts.append(index)
-        return accepted, duplicates, conflicts
+        lock_for_append(conn)
+        before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
+        result = conn.exec_driver_sql(self._insert_sql, candidates)
+        if result.rowcount == len(candidates):  # the common case: nothing stored before
+            return first.keys(), {}
+        inserted = self._inserted_after(conn, before or 0)
+        return inserted, self._stored([e for e in first if e not in inserted], conn)
 
     def _inserted_after(self, conn: Connection, position: int) -> set[str]:
         """Ids of the events after ``position`` (this append's), read on the driver's cursor.
@@ -329,6 +330,37 @@ class SqlEventLog:
         with self.engine.connect() as conn:
             value = conn.execute(select(func.max(events_table.c.position))).scalar_one()
         return int(value or 0)
+
+def _first_rows(rows: Sequence[EventRow]) -> dict[str, int]:
+    """event_id -> index of its first row in ``rows``."""
+    first: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        first.setdefault(row.event_id, index)
+    return first
+
+
+def _classified(rows: Sequence[EventRow], first: dict[str, int], inserted: AbstractSet[str],
+                known: dict[str, tuple[str, str]]) -> tuple[list[int], int, list[int]]:
+    """(accepted indices, duplicate count, conflict indices) once the insert is done."""
+    accepted = [i for i in first.values() if rows[i].event_id in inserted]
+    if len(accepted) == len(rows):
+        return accepted, 0, []
+    conflicts: list[int] = []
+    duplicates = 0
+    taken = set(accepted)
+    for index, row in enumerate(rows):
+        if index in taken:
+            continue
+        kept = known.get(row.event_id)
+        if kept is None:  # a repeat of a row inserted just now
+            kept_row = rows[first[row.event_id]]
+            kept = known[row.event_id] = (kept_row.content_hash, kept_row.body)
+        if is_repeat(kept[0], kept[1], row.content_hash, row.body):
+            duplicates += 1
+        else:
+            conflicts.append(index)
+    return accepted, duplicates, conflicts
+
 
 def _streamed(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
     """The rows of ``query``, streamed a batch at a time.

@@ -80,6 +80,8 @@ from mbcjourney.processors.alerting.tables import (
     AlertRecord,
     AlertTables,
 )
+from mbcjourney.processors.applied_events import PendingRow, append_applied_in
+from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.sql import among, chunked_in, insert_ignoring_conflicts
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections import Journey
@@ -150,8 +152,12 @@ class LiveAlerts:
     def __init__(self, store: ProjectionStore, *, clock: Clock = system_clock,
                  emitter: Emitter | None = None, delivery: Delivery | None = None,
                  progress: Progress | None = None, tables: AlertTables | None = None,
-                 interval_s: float = DEFAULT_INTERVAL_S) -> None:
+                 interval_s: float = DEFAULT_INTERVAL_S, event_log: SqlEventLog | None = None
+                 ) -> None:
         self.store = store
+        # where the worker's applied events go, in its write (beside the store by default)
+        self.event_log = event_log if event_log is not None else SqlEventLog(store.engine)
+        self.log_conflicts = 0
         self.engine = store.engine
         self.clock = clock
         self.emitter = emitter
@@ -169,9 +175,10 @@ class LiveAlerts:
 
     # --- per patient (the worker's write) ------------------------------------------
 
-    def write(self, journeys: Sequence[Journey], checkpoints: Iterable[Checkpoint] = ()
-              ) -> Changes:
-        """The worker's write: rows, checkpoints and alert transitions in one transaction.
+    def write(self, journeys: Sequence[Journey], checkpoints: Iterable[Checkpoint] = (),
+              events: Sequence[PendingRow] = ()) -> Changes:
+        """The worker's write: rows, checkpoints, alert transitions and the applied events
+        (into the SQL event log, last: see ``LoggedStore``) in one transaction.
 
         Then publishes what is pending; a broker failure leaves it pending for the
         next flush (the rows are committed: the worker must not redo them).
@@ -180,6 +187,7 @@ class LiveAlerts:
         with self.engine.begin() as conn:
             self.store.write_in(conn, journeys, checkpoints)
             changes = self.evaluate_in(conn, journeys, now)
+            self.log_conflicts += append_applied_in(self.event_log, conn, events)
         if any(changes.counts().values()):
             log.info("alerts.evaluated", patients=len(journeys), **changes.counts())
         self.after_commit()

@@ -31,8 +31,12 @@ Per batch:
    are awaited until the broker acknowledged them (``acks=all``); then the rows
    of the touched patients and the partitions' checkpoints are written in ONE
    PostgreSQL transaction (in a thread, while the next batch is decoded and
-   projected; one write in flight, in batch order).  Records at or below a
-   stored checkpoint only feed the history: redelivery is harmless.
+   projected; one write in flight, in batch order), together with every event
+   applied as new since the previous write, appended to the SQL event log
+   (:mod:`~mbcjourney.processors.applied_events`): the readers that fold the log
+   (cut-off and known-at views, overdue as of a day, alerts) see what the rows
+   cover, never less.  Records at or below a stored checkpoint only feed the
+   history: redelivery is harmless (a repeat in the log is a duplicate, stored once).
 
 Kafka's committed offsets are a hint, never the truth.  faust acks a chunk when
 the next one is requested (and in a ``finally``, also when processing raised or
@@ -58,13 +62,20 @@ from mbcjourney.processors.worker.config import (
     HEARTBEAT_S,
     PROJECT_EVERY,
     TAKE_CHUNK,
+    WORKER_CONSUMER_PREFIX,
     WorkerConfig,
 )
 from mbcjourney.processors.worker.ports import Changelog, DeadLetters, Ranges, RowWriter
-from mbcjourney.processors.worker.sink import WRITE_ATTEMPTS, WRITE_BACKOFF_S, ProjectionSink
+from mbcjourney.processors.worker.sink import (
+    WRITE_ATTEMPTS,
+    WRITE_BACKOFF_S,
+    LoggedStore,
+    ProjectionSink,
+)
 
 __all__ = [
     "BACKLOG_LAG", "BATCH_MAX", "GATHER_MAX_S", "HEARTBEAT_S", "PROJECT_EVERY", "TAKE_CHUNK",
-    "WRITE_ATTEMPTS", "WRITE_BACKOFF_S", "BatchProcessor", "BatchStats", "Changelog",
-    "DeadLetters", "ProjectionSink", "Ranges", "RowWriter", "WorkerConfig",
+    "WORKER_CONSUMER_PREFIX", "WRITE_ATTEMPTS", "WRITE_BACKOFF_S", "BatchProcessor",
+    "BatchStats", "Changelog", "DeadLetters", "LoggedStore", "ProjectionSink", "Ranges",
+    "RowWriter", "WorkerConfig",
 ]

@@ -14,6 +14,7 @@ import structlog
 
 from mbcjourney.events.errors import EventConflict, InvalidEvent
 from mbcjourney.processors.admission import decode_record
+from mbcjourney.processors.applied_events import PendingRow, pending_row
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories, Offer, encode_deltas
@@ -102,6 +103,9 @@ class BatchProcessor:
         self._pending: list[SourceRecord] = []
         self._pending_since = 0.0
         self._unprojected: set[str] = set()  # touched by applied records, rows not written
+        # Events applied as new since the last write, for the SQL event log: they go in
+        # that write's transaction (held as long as the rows that cover them, no longer).
+        self._unlogged: list[PendingRow] = []
         self._applied_since_write = 0
         self._lock = asyncio.Lock()
         self._arrived = asyncio.Event()  # records were handed over
@@ -129,7 +133,7 @@ class BatchProcessor:
         for ``max_wait_s``, whatever the lag said.
         """
         while True:
-            if self._unprojected:
+            if self._held():
                 try:
                     await asyncio.wait_for(self._arrived.wait(), timeout=self.max_wait_s)
                 except TimeoutError:
@@ -186,7 +190,11 @@ class BatchProcessor:
     async def write_held_back(self) -> BatchStats | None:
         """Project and write the patients whose rows wait (far behind a backlog), now."""
         async with self._lock:
-            return await self._process([], write=True) if self._unprojected else None
+            return await self._process([], write=True) if self._held() else None
+
+    def _held(self) -> bool:
+        """Rows or applied events wait for a write (far behind a backlog, or a replay)."""
+        return bool(self._unprojected or self._unlogged)
 
     def _lag(self, records: Sequence[SourceRecord]) -> int:
         last: dict[int, int] = {}
@@ -245,8 +253,10 @@ class BatchProcessor:
             checkpoints = [Checkpoint(self.sink.consumer, partition, state.next - 1)
                            for partition, state in self._partitions.items()
                            if state.next - 1 > state.done]
-            if journeys or checkpoints:
-                await self.sink.submit(journeys, checkpoints)
+            # The events applied meanwhile go in the same transaction as those rows.
+            events, self._unlogged = self._unlogged, []
+            if journeys or checkpoints or events:
+                await self.sink.submit(journeys, checkpoints, events)
             for cp in checkpoints:
                 self._partitions[cp.partition].done = cp.position
             touched.clear()
@@ -284,6 +294,7 @@ class BatchProcessor:
         outcome = self.histories.offer(record.partition, event, body)
         if outcome is Offer.NEW:
             stats.new += 1
+            self._unlogged.append(pending_row(event, body))
             self.histories.advance(record.partition, record.offset)
             delta = deltas.get(record.partition)
             if delta is None:

@@ -27,6 +27,9 @@ GATHER_MAX_S = 5.0
 # re-projected ~8,000 whole histories for ~50,000 new events.
 PROJECT_EVERY = 250_000
 HEARTBEAT_S = 10.0
+# The checkpoints a worker writes are owned by ``worker:<topic>``: a store holding any is
+# written by live workers, and the embedded engine never re-projects it (engine.py).
+WORKER_CONSUMER_PREFIX = "worker:"
 
 
 @dataclass(frozen=True)
@@ -52,4 +55,4 @@ class WorkerConfig:
     @property
     def consumer(self) -> str:
         """The checkpoint owner: offsets only mean something for one topic."""
-        return f"worker:{self.topic}"
+        return f"{WORKER_CONSUMER_PREFIX}{self.topic}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from mbcjourney.processors.applied_events import PendingRow
 from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.store import Checkpoint
@@ -25,4 +26,5 @@ class Ranges(Protocol):
     async def read(self, partition: int, start: int, end: int) -> list[SourceRecord]: ...
 
 
-RowWriter = Callable[[Sequence[Journey], Sequence[Checkpoint]], object]
+RowWriter = Callable[[Sequence[Journey], Sequence[Checkpoint], Sequence[PendingRow]], object]
+"""Writes rows, checkpoints and the applied events into the SQL log in ONE transaction."""

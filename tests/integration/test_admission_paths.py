@@ -111,6 +111,7 @@ def via_worker(records: list[SourceRecord], tmp_path: Path) -> tuple[Verdicts, H
     histories, dead = Histories(), FakeDeadLetters()
     store = ProjectionStore(make_engine(f"sqlite:///{tmp_path / 'worker-rows.db'}"))
     store.create()
+    SqlEventLog(store.engine).create()  # the worker appends what it applies
     with ThreadPoolExecutor(max_workers=1) as pool:
         processor = BatchProcessor(
             histories=histories, changelog=FakeChangelog(), dead_letters=dead,

@@ -32,8 +32,9 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, decode_event, encode_event
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.deadletters import DeadLetter
-from mbcjourney.processors.eventlog import AppendOutcome, SqlEventLog
+from mbcjourney.processors.eventlog import AppendOutcome, SqlEventLog, event_row
 from mbcjourney.processors.histories import Histories, Offer
+from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections.history import build_history
 from tests.support.builders import RECEIVED, PatientBuilder, dumps
 
@@ -267,6 +268,33 @@ def test_histories_group_events_per_patient(sql_log: SqlEventLog) -> None:
     assert grouped == {"P-A": [events[1]], "P-B": [events[0], events[2]]}
     assert dict(sql_log.histories(["P-B"])) == {"P-B": [events[0], events[2]]}
     assert sql_log.birth_years(["P-A", "P-B", "P-C"]) == {"P-A": 1960, "P-B": 1960}
+
+
+def test_an_append_in_a_callers_transaction_commits_or_rolls_back_with_its_writes(
+        sql_log: SqlEventLog) -> None:
+    """The live workers' write: their checkpoint first, then the events (the lock, last)."""
+    store = ProjectionStore(sql_log.engine)
+    store.create()
+    a = PatientBuilder("P-A")
+    events = [a.included("2024-01-01"), a.death("2024-06-01")]
+    rows = [event_row(e, encode_event(e)) for e in events]
+    with sql_log.engine.connect() as conn:
+        transaction = conn.begin()
+        store.write_in(conn, [], [Checkpoint("worker:t", 0, 1)])
+        assert sql_log.append_rows_in(conn, rows) == ([0, 1], 0, [])
+        transaction.rollback()  # a crash before the commit
+    assert sql_log.count() == 0
+    assert store.checkpoint("worker:t") == {}
+
+    with sql_log.engine.begin() as conn:
+        store.write_in(conn, [], [Checkpoint("worker:t", 0, 1)])
+        assert sql_log.append_rows_in(conn, rows) == ([0, 1], 0, [])
+    changed = a.death("2024-07-01", event_id=str(events[1].event_id))
+    with sql_log.engine.begin() as conn:  # redelivered: nothing new, the conflict refused
+        assert sql_log.append_rows_in(conn, [*rows, event_row(changed, encode_event(changed))]
+                                      ) == ([], 2, [2])
+    assert [s.event for s in sql_log.read()] == events
+    assert store.checkpoint("worker:t") == {0: 1}
 
 
 def test_dead_letters_keep_original_bytes(sql_log: SqlEventLog) -> None:

@@ -4,7 +4,8 @@
 three ports (``Changelog``, ``DeadLetters``, ``Ranges``) and writes rows through
 its sink; here the ports are in-memory and keep what they were given, and the
 sink is the real :class:`~mbcjourney.processors.worker.ProjectionSink` on a real
-store (SQLite or PostgreSQL), so the rows written are the worker's own.
+store (SQLite or PostgreSQL) with the real SQL event log beside it, so the rows
+and the log written are the worker's own.
 
 * :class:`FakeChangelog` keeps every history delta appended;
 * :class:`FakeDeadLetters` keeps every dead letter sent;
@@ -23,7 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mbcjourney.processors.applied_events import PendingRow
 from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.kafkaio import SourceRecord
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
@@ -97,7 +100,7 @@ class NoRereads:
         raise AssertionError(f"unexpected re-read of partition {partition} {start}..{end}")
 
 
-RowWriter = Callable[[Sequence[Journey], Sequence[Checkpoint]], object]
+RowWriter = Callable[[Sequence[Journey], Sequence[Checkpoint], Sequence[PendingRow]], object]
 
 
 @dataclass
@@ -109,19 +112,24 @@ class WorkerRig:
     changelog: FakeChangelog
     dead: FakeDeadLetters
     store: ProjectionStore
+    log: SqlEventLog  # where the worker appends the events it applied
 
 
 def worker_rig(store: ProjectionStore, executor: ThreadPoolExecutor, *, consumer: str,
                ranges: Ranges | None = None, histories: Histories | None = None,
                write: RowWriter | None = None, **options: Any) -> WorkerRig:
     """A :class:`BatchProcessor` writing through a real :class:`ProjectionSink` on ``store``
-    (checkpoints under ``consumer``; ``write`` replaces ``store.write``, as live alerting
-    does), reading back through ``ranges`` (default: :class:`NoRereads`); ``options`` go
-    to the processor (``topic``, ``batch_max``, ...)."""
+    and the SQL event log beside it (created here; checkpoints under ``consumer``;
+    ``write`` replaces the sink's ``LoggedStore``, as live alerting does), reading back
+    through ``ranges`` (default: :class:`NoRereads`); ``options`` go to the processor
+    (``topic``, ``batch_max``, ...)."""
     histories = histories if histories is not None else Histories()
     changelog, dead = FakeChangelog(), FakeDeadLetters()
+    event_log = SqlEventLog(store.engine)
+    event_log.create()
     processor = BatchProcessor(
         histories=histories, changelog=changelog, dead_letters=dead,
         ranges=ranges if ranges is not None else NoRereads(),
-        sink=ProjectionSink(store, consumer, executor, write=write), **options)
-    return WorkerRig(processor, histories, changelog, dead, store)
+        sink=ProjectionSink(store, consumer, executor, write=write, event_log=event_log),
+        **options)
+    return WorkerRig(processor, histories, changelog, dead, store, event_log)

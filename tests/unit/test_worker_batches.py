@@ -17,11 +17,13 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events.codec import decode_with_body
 from mbcjourney.processors.admission import BirthYears
 from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.eventlog import SqlEventLog, events_table
 from mbcjourney.processors.histories import (
     Histories,
     Offer,
@@ -32,7 +34,7 @@ from mbcjourney.processors.histories import (
 from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message, header
 from mbcjourney.processors.store import ProjectionStore
-from mbcjourney.processors.worker import BatchProcessor
+from mbcjourney.processors.worker import BatchProcessor, LoggedStore
 from mbcjourney.simulate import SimulationSettings, iter_cohort
 from tests.support.builders import PatientBuilder, dumps
 from tests.support.fakes import FakeTopic, WorkerRig, worker_rig
@@ -99,6 +101,26 @@ def embedded_rows(lines: list[bytes], tmp_path: Path) -> tuple[list[Any], ...]:
         return rows(engine.store)
     finally:
         engine.close()
+
+
+Logged = dict[str, list[tuple[str, str]]]
+
+
+def logged(event_log: SqlEventLog) -> Logged:
+    """Each patient's (event_id, stored body) in log order: what the log's readers fold."""
+    t = events_table
+    out: Logged = {}
+    with event_log.engine.connect() as conn:
+        for patient_id, event_id, body in conn.execute(
+                select(t.c.patient_id, t.c.event_id, t.c.body).order_by(t.c.position)):
+            out.setdefault(patient_id, []).append((event_id, body))
+    return out
+
+
+def embedded_log(lines: list[bytes], tmp_path: Path) -> Logged:
+    with EmbeddedEngine(f"sqlite:///{tmp_path / 'embedded-log.db'}") as engine:
+        engine.ingest(enumerate(lines, start=1), origin="cohort", received_at=RECEIVED)
+        return logged(engine.log)
 
 
 def in_batches(records: list[SourceRecord], size: int) -> list[list[SourceRecord]]:
@@ -213,6 +235,8 @@ def test_rows_equal_the_embedded_engine_for_the_same_file(
     run(process_all(worker.processor, in_batches(topic.everything(), 700)))
 
     assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+    # the events applied are in the SQL log, per patient as ``journey ingest`` stores them
+    assert logged(worker.log) == embedded_log(cohort_lines, tmp_path)
     assert store.checkpoint(f"worker:{TOPIC}") == {
         p: len(rs) - 1 for p, rs in topic.partitions.items()}
     assert worker.dead.letters == []
@@ -230,10 +254,15 @@ def test_redelivered_records_change_nothing(
     topic = published(cohort_lines)
     worker = rig(store, executor, topic)
     run(process_all(worker.processor, in_batches(topic.everything(), 900)))
-    before, deltas = rows(store), len(worker.changelog.records)
+    before, deltas, log_before = rows(store), len(worker.changelog.records), logged(worker.log)
+    assert worker.log.count() == sum(len(events) for events in log_before.values()) > 0
 
     run(process_all(worker.processor, in_batches(topic.everything(), 500)))
+    # a worker restarted with its table but not its rows (a crash before the write)
+    again = rig(store, executor, topic, histories=Histories())
+    run(process_all(again.processor, in_batches(topic.everything(), 700)))
 
+    assert logged(worker.log) == log_before
     assert rows(store) == before
     assert len(worker.changelog.records) == deltas  # nothing new for the table
     assert worker.dead.letters == []
@@ -279,6 +308,7 @@ def test_a_table_that_lost_its_changelog_is_rebuilt_from_the_topic(
     uninterrupted = rig(reference, executor, topic)
     run(process_all(uninterrupted.processor, in_batches(topic.everything(), 800)))
     assert rows(store) == rows(reference)
+    assert logged(second.log) == logged(uninterrupted.log)  # re-applied events: stored once
 
 
 def test_bad_records_become_dead_letters_and_processing_goes_on(
@@ -361,6 +391,9 @@ def test_far_behind_the_rows_wait_until_enough_records_are_applied(
     assert len(written) == 1  # the batch that took the count past project_every
     first = written[0]
     applied = records[: sum(s.records for s in stats[: first + 1])]
+    # the log got the events with the rows that cover them: no later, no earlier
+    assert worker.log.count() == sum(s.new for s in stats[: first + 1])
+    assert sum(s.new for s in stats[first + 1 :]) > 0  # those still wait with their rows
     assert stats[first].patients == len({r.key for r in applied})  # every patient so far
     assert store.checkpoint(f"worker:{TOPIC}") == {
         p: max(r.offset for r in applied if r.partition == p) for p in ends}
@@ -368,6 +401,8 @@ def test_far_behind_the_rows_wait_until_enough_records_are_applied(
     run(worker.processor.handover())  # partitions move: what waits is written first
     assert store.checkpoint(f"worker:{TOPIC}") == {p: n - 1 for p, n in ends.items()}
     assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+    assert logged(worker.log) == embedded_log(cohort_lines, tmp_path)
+    assert worker.processor._unlogged == []  # nothing held once written
 
 
 def test_rows_held_back_are_written_once_nothing_more_arrives(
@@ -421,3 +456,49 @@ def test_issue19_a_dead_lettered_tombstone_is_told_from_an_empty_value(
     assert header(empty_headers, "tombstone") is None
     assert header(gone_headers, "reason") == "$: tombstone (a record without a value)"
     assert header(empty_headers, "reason") == "$: empty message"
+
+
+def test_an_event_id_the_log_holds_for_another_patient_stays_out_of_it_and_is_counted(
+        store: ProjectionStore, executor: ThreadPoolExecutor) -> None:
+    """On Kafka an event id is unique per patient, in the SQL log globally."""
+    topic = FakeTopic()
+    included: dict[str, dict[str, Any]] = {}
+    for patient_id in ("P-000001", "P-000002"):
+        included[patient_id] = PatientBuilder(patient_id).raw(
+            "patient.included", "2024-01-02", {
+                "birth_year": 1960, "sex": "female", "centre": "C01",
+                "consent_version": "v1", "presentation": "de_novo",
+                "metastatic_sites": ["liver"]})
+    reused = {**included["P-000002"], "event_id": included["P-000001"]["event_id"]}
+    topic.publish(b"P-000001", dumps(included["P-000001"]), partition=0)
+    topic.publish(b"P-000002", dumps(reused), partition=1)
+    worker = rig(store, executor, topic)
+
+    run(process_all(worker.processor, [topic.everything()]))
+
+    # each history took its event: both patients have rows; the log keeps the first
+    assert [p.patient_id for p in store.patient_rows()] == ["P-000001", "P-000002"]
+    assert {p: [e for e, _ in events] for p, events in logged(worker.log).items()} == {
+        "P-000001": [included["P-000001"]["event_id"]]}
+    writer = worker.processor.sink.write_rows
+    assert isinstance(writer, LoggedStore)
+    assert writer.conflicts == 1
+    assert worker.dead.letters == []
+
+
+def test_the_embedded_engine_reads_a_workers_store_without_re_projecting_it(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    run(process_all(worker.processor, in_batches(topic.everything(), 700)))
+    url = str(store.engine.url)
+    with EmbeddedEngine(f"sqlite:///{tmp_path / 'own.db'}") as own:
+        assert not own.owned_by_workers()
+
+    with EmbeddedEngine(url) as engine:
+        assert engine.owned_by_workers()
+        assert engine.catch_up() == 0
+        assert engine.patient_rows() == store.patient_rows()
+        assert engine.store.checkpoint("embedded") == {}  # nothing projected here
+        assert engine.line_rows() == embedded_rows(cohort_lines, tmp_path)[1]
