@@ -6,6 +6,7 @@ LineRow, ...), so the API and the exports can never disagree on a column.
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from datetime import date
 from typing import Any, Literal, get_type_hints
@@ -30,6 +31,16 @@ LineOut = _model_of(LineRow, "Line")
 DueOut = _model_of(DueAssessment, "DueAssessment")
 FindingOut = _model_of(Finding, "Finding")
 AlertOut = _model_of(AlertRow, "Alert")
+
+
+def iso_day(value: object) -> object:
+    """Only ISO dates: pydantic alone reads ``0`` or ``"0"`` as a Unix time (1970-01-01)."""
+    if isinstance(value, date) or (isinstance(value, str) and _DAY.fullmatch(value)):
+        return value
+    raise ValueError("must be a date, YYYY-MM-DD")
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Problem(BaseModel):

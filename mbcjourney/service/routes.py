@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
@@ -41,6 +42,7 @@ from mbcjourney.service.models import (
     PatientPage,
     Problem,
     SnoozeIn,
+    iso_day,
 )
 from mbcjourney.service.security import Caller, backend_of, rule
 
@@ -59,7 +61,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 PatientId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Centre = Annotated[str | None, Query(min_length=1, max_length=64)]
-Day = Annotated[date | None, Query(ge=EARLIEST_DATE, le=LATEST_DATE)]
+Day = Annotated[date | None, BeforeValidator(iso_day), Query(ge=EARLIEST_DATE, le=LATEST_DATE)]
 KnownAt = Annotated[str | None, Query(
     max_length=40, description="as known then: a date (its end, UTC) or an ISO date-time "
                                "with its zone", examples=["2025-06-30", "2025-06-30T12:00:00Z"])]
