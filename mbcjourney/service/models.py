@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 from datetime import date
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from mbcjourney.engine import AlertRow
 from mbcjourney.projections import LineRow, PatientRow
@@ -103,7 +103,8 @@ class AlertsOut(BaseModel):
 class SnoozeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    until: date = Field(description="hide the alert from the open list until this day")
+    until: Annotated[date, BeforeValidator(iso_day)] = Field(
+        description="hide the alert from the open list until this day")
 
 
 class AlertActionOut(BaseModel):

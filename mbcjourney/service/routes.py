@@ -15,10 +15,11 @@ from dataclasses import asdict, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationError
 
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
@@ -261,11 +262,25 @@ def ack_alert(request: Request, token: Caller, alert_id: AlertId) -> dict[str, A
     return {"alert_id": alert_id, "action": "acknowledged", "by": token.name}
 
 
+async def _snooze_body(request: Request) -> SnoozeIn:
+    """The body, read once the rule has admitted the caller: FastAPI parses a declared body
+    before any dependency runs, so a caller without a token learnt of a malformed one (400)."""
+    try:
+        return SnoozeIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
+
+
+_SNOOZE_BODY = {"requestBody": {"required": True, "content": {
+    body.JSON: {"schema": SnoozeIn.model_json_schema()}}}}
+
+
 @router.post("/alerts/{alert_id}/snooze", response_model=AlertActionOut, tags=["alerts"],
-             **rule(Scope.ALERTS_WRITE, centre_restricted=True),
+             **rule(Scope.ALERTS_WRITE, centre_restricted=True, openapi=_SNOOZE_BODY),
              responses={**ERRORS, **NOT_FOUND})
 def snooze_alert(request: Request, token: Caller, alert_id: AlertId,
-                 snooze: Annotated[SnoozeIn, Body()]) -> dict[str, Any]:
+                 snooze: Annotated[SnoozeIn, Depends(_snooze_body)]) -> dict[str, Any]:
     """Hide an alert from the open list until a day (inclusive)."""
     backend = backend_of(request)
     if not backend.today() <= snooze.until <= LATEST_DATE:
