@@ -94,7 +94,8 @@ def _not_found(request: Request, patient_id: str, what: str = "patient") -> HTTP
 
 
 _EVENTS_BODY = {"requestBody": {"required": True, "content": {
-    body.JSON: {"schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]}},
+    # Any JSON: an item that is not an event object is answered (and dead-lettered) as rejected.
+    body.JSON: {"schema": {"description": "an event (an object) or an array of events"}},
     body.NDJSON: {"schema": {"type": "string"}}}}}
 
 
