@@ -299,12 +299,15 @@ def snooze_alert(request: Request, token: Caller, alert_id: AlertId,
 _TABLES: dict[str, type[Any]] = {"patients": PatientRow, "lines": LineRow, "findings": Finding}
 _MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json",
           "parquet": "application/vnd.apache.parquet"}
+_EXPORT_SCHEMAS = {"json": {"type": "array", "items": {"type": "object"}},  # one per row
+                   "parquet": {"type": "string", "format": "binary"}}
 
 
 @router.get("/exports/{table}", tags=["exports"], **rule(Scope.EXPORTS_READ),
             response_class=StreamingResponse,
             responses={**ERRORS, 200: {"description": "the table", "content": {
-                media: {"schema": {"type": "string"}} for media in _MEDIA.values()}}})
+                media: {"schema": _EXPORT_SCHEMAS.get(fmt, {"type": "string"})}
+                for fmt, media in _MEDIA.items()}}})
 def get_export(request: Request, token: Caller,
                table: Literal["patients", "lines", "findings"],
                fmt: Annotated[Literal["csv", "json", "parquet"], Query(alias="format")] = "csv",
