@@ -62,7 +62,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 PatientId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 Centre = Annotated[str | None, Query(min_length=1, max_length=64)]
-Day = Annotated[date | None, BeforeValidator(iso_day), Query(ge=EARLIEST_DATE, le=LATEST_DATE)]
+# The years of EARLIEST_DATE..LATEST_DATE (1900 to 2999) in the document: JSON Schema has no
+# bounds for dates, and a client reads there which dates are refused.
+_STUDY_YEARS = {"pattern": r"^(19\d\d|2\d\d\d)-"}
+Day = Annotated[date | None, BeforeValidator(iso_day),
+                Query(ge=EARLIEST_DATE, le=LATEST_DATE, json_schema_extra=_STUDY_YEARS)]
 KnownAt = Annotated[str | None, Query(
     max_length=40, description="as known then: a date (its end, UTC) or an ISO date-time "
                                "with its zone", examples=["2025-06-30", "2025-06-30T12:00:00Z"])]
