@@ -69,7 +69,9 @@ Day = Annotated[date | None, BeforeValidator(iso_day),
                 Query(ge=EARLIEST_DATE, le=LATEST_DATE, json_schema_extra=_STUDY_YEARS)]
 KnownAt = Annotated[str | None, Query(
     max_length=40, description="as known then: a date (its end, UTC) or an ISO date-time "
-                               "with its zone", examples=["2025-06-30", "2025-06-30T12:00:00Z"])]
+                               "with its zone", examples=["2025-06-30", "2025-06-30T12:00:00Z"],
+    json_schema_extra={**_STUDY_YEARS, "allOf": [{"anyOf": [{"format": "date"},
+                                                          {"format": "date-time"}]}]})]
 
 
 def audited(request: Request, *, patient_ids: Iterable[str] = (), row_count: int | None = None,
