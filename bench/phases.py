@@ -25,11 +25,14 @@ def read_file_baseline(path: str) -> int:
     return count
 
 
-def ingest(path: str, db: str) -> int:
+def ingest(path: str, db: str, workers: str | None = None) -> int:
+    """``journey ingest``'s ingest (decode processes: one per CPU, or ``workers``)."""
     engine = EmbeddedEngine(f"sqlite:///{db}")
     with open(path, "rb") as stream:
         summary = engine.ingest(numbered_lines(stream), origin="bench",
-                                received_at=datetime.now(UTC), workers=decode_workers(1 << 30))
+                                received_at=datetime.now(UTC),
+                                workers=decode_workers(1 << 30) if workers is None
+                                else int(workers))
     engine.close()
     return summary.read
 
@@ -56,6 +59,7 @@ def rebuild(db: str, workers: str = "0") -> int:
 PHASES: Phases = {
     "read-file": ("read + JSON-decode file (baseline)", read_file_baseline),
     "ingest": ("ingest into SQLite (validated)", ingest),
+    "ingest-serial": ("ingest, validated in the writer", ingest),
     "read-log": ("read + JSON-decode log (baseline)", read_log_baseline),
     "rebuild": ("rebuild projections, 1 process", rebuild),
     "rebuild-parallel": ("rebuild projections, 1 per CPU", rebuild),

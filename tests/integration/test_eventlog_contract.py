@@ -32,7 +32,12 @@ from mbcjourney.errors import InvalidEvent
 from mbcjourney.events import ClinicalEvent, decode_event, encode_event
 from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.deadletters import DeadLetter
-from mbcjourney.processors.eventlog import AppendOutcome, SqlEventLog, event_row
+from mbcjourney.processors.eventlog import (
+    AppendOutcome,
+    SqlEventLog,
+    event_row,
+    patients_after,
+)
 from mbcjourney.processors.histories import Histories, Offer
 from mbcjourney.processors.store import Checkpoint, ProjectionStore
 from mbcjourney.projections.history import build_history
@@ -258,6 +263,19 @@ def test_append_then_read_in_log_order(sql_log: SqlEventLog) -> None:
     assert [s.position for s in stored] == sorted(s.position for s in stored)
     assert [s.event for s in sql_log.read(after=stored[0].position)] == events[1:]
     assert sql_log.last_position() == stored[-1].position
+
+
+def test_patients_after_a_position_each_once_sorted(sql_log: SqlEventLog) -> None:
+    """What catch-up re-projects: the patients with events past its checkpoint."""
+    a, b, c = PatientBuilder("P-A"), PatientBuilder("P-B"), PatientBuilder("P-C")
+    assert patients_after(sql_log.engine, 0) == ([], 0)  # an empty log
+    sql_log.append([c.included("2024-01-01"), a.included("2024-01-01")])
+    first = sql_log.last_position()
+    sql_log.append([b.included("2024-02-01"), c.death("2024-06-01"), b.death("2024-07-01")])
+    last = sql_log.last_position()
+    assert patients_after(sql_log.engine, 0) == (["P-A", "P-B", "P-C"], last)
+    assert patients_after(sql_log.engine, first) == (["P-B", "P-C"], last)
+    assert patients_after(sql_log.engine, last) == ([], last)  # nothing new: no scan
 
 
 def test_histories_group_events_per_patient(sql_log: SqlEventLog) -> None:
