@@ -39,7 +39,7 @@ from mbcjourney.processors.replay import active_prefix
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, Rows, journey_rows
 from mbcjourney.processors.worker import WORKER_CONSUMER_PREFIX
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
-from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline
+from mbcjourney.projections.alerts import AlertState, alert_states, alert_timeline, any_open
 from mbcjourney.projections.facts import collect_facts
 from mbcjourney.projections.findings import Finding
 from mbcjourney.projections.journey import centre_of
@@ -320,14 +320,19 @@ class EmbeddedEngine:
         return overdue_rows(self.journeys(overdue_view(as_of, view), patient_ids), as_of)
 
     def alerts(self, as_of: date, on_patients: Progress | None = None,
-               patient_ids: list[str] | None = None) -> list[AlertRow]:
+               patient_ids: list[str] | None = None, *, open_only: bool = False
+               ) -> list[AlertRow]:
         """Every alert the live system had raised by day ``as_of``, with its status then
-        (of every patient, or of ``patient_ids``)."""
+        (of every patient, or of ``patient_ids``); ``open_only``: those open then."""
         few = patient_ids is not None and len(patient_ids) <= ACTIONS_BY_PATIENT
         actions = self.actions.latest(end_of_day(as_of), patient_ids if few else None)
         rows = []
         with bulk_allocation():
             for patient_id, events in self.log.histories(patient_ids):
+                if open_only and not any_open(patient_id, events, as_of, self.settings):
+                    if on_patients:
+                        on_patients(1)
+                    continue
                 centre = _centre(patient_id, events)
                 for alert in patient_alerts(patient_id, events, as_of, self.settings):
                     done = actions.get(alert.alert_id, AlertActions())
@@ -343,4 +348,4 @@ class EmbeddedEngine:
                         alert.resolved_on, done.acknowledged_by, done.snoozed_until))
                 if on_patients:
                     on_patients(1)
-        return rows
+        return [r for r in rows if r.status == "open"] if open_only else rows

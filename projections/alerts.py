@@ -129,6 +129,22 @@ def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
     return changes
 
 
+def any_open(patient_id: str, events: list[ClinicalEvent], until: date,
+             settings: ClinicalSettings) -> bool:
+    """Whether any alert of the patient is open at the end of day ``until``.
+
+    The last state of :func:`alert_timeline`, computed once: after the timeline's
+    last step nothing becomes known and no window passes, so what is overdue on
+    ``until`` by the schedule known at its end is what is open.  One schedule
+    instead of one per step: reading one patient skips the timeline when nothing
+    is open.
+    """
+    if not any(not isinstance(e, _SCHEDULE_INERT) for e in events):
+        return False
+    known_at = day_start(until + timedelta(days=1)) - timedelta(microseconds=1)
+    return bool(overdue_on(due_known_at(patient_id, events, known_at, settings), until))
+
+
 @dataclass(frozen=True)
 class AlertState:
     """Where one alert stands after its transitions."""

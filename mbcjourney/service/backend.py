@@ -153,8 +153,7 @@ class Backend:
         if found is None:
             return None
         row, lines, due, findings = found
-        alerts = [a for a in self.engine.alerts(self.today(), patient_ids=[patient_id])
-                  if a.status == "open"]
+        alerts = self.engine.alerts(self.today(), patient_ids=[patient_id], open_only=True)
         return PatientDetail(row, self.engine.store.centre_of(patient_id)[1], lines, due,
                              findings, alerts)
 
@@ -173,9 +172,11 @@ class Backend:
         self.sync()
         return self.engine.overdue(as_of, patient_ids=self.centre_ids(token, centre))
 
-    def alerts(self, token: Token, as_of: date, centre: str | None) -> list[AlertRow]:
+    def alerts(self, token: Token, as_of: date, centre: str | None, *,
+               open_only: bool = False) -> list[AlertRow]:
         self.sync()
-        return self.engine.alerts(as_of, patient_ids=self.centre_ids(token, centre))
+        return self.engine.alerts(as_of, patient_ids=self.centre_ids(token, centre),
+                                  open_only=open_only)
 
     def alert(self, token: Token, alert_id: str) -> AlertRow | None:
         """The alert (raised by today) if the token may see its patient.
