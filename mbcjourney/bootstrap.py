@@ -41,6 +41,7 @@ from mbcjourney.processors.db import existing_database, make_engine
 from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.kafkaio import broker_reachable, require_topics
 from mbcjourney.processors.publisher import open_producer
+from mbcjourney.processors.sessions import SessionStore
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.tokens import TokenStore
 from mbcjourney.processors.webhook import DeliveryLog, LiveDelivery, WebhookSender, load_webhooks
@@ -115,8 +116,10 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
     producer = None
     try:
         tokens, audit = TokenStore(engine.engine), AuditLog(engine.engine)
+        sessions = SessionStore(engine.engine)
         tokens.create()
         audit.create()
+        sessions.create()
         checks: list[tuple[str, Callable[[], bool]]] = []
         if config.bootstrap is None and engine.store.lacks_centres():
             log.warning("service.rebuilding", reason="rows without their centre")
@@ -129,7 +132,7 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
             checks.append(("kafka", lambda: broker_reachable(bootstrap)))
         backend = Backend(config, engine, tokens, audit,
                           clock=clock or (lambda: datetime.now(UTC)), producer=producer,
-                          ready_checks=checks)
+                          ready_checks=checks, sessions=sessions)
         log.info("service.start", deployment="scale-out" if producer else "embedded")
         yield create_app(backend)
     finally:

@@ -21,29 +21,23 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from mbcjourney.projections import LineRow
+from mbcjourney.projections.families import (
+    FAMILY_COLOURS,
+    OFF_TREATMENT_COLOUR,
+    PROGRESSION_COLOUR,
+    RegimenClass,
+)
 from mbcjourney.report_stats import (
     DAYS_PER_MONTH,
     GROUP_LABELS,
-    RegimenClass,
     months,
 )
 
 DPI: Final = 110
 
-#: Okabe-Ito palette (readable with colour-vision deficiency), one colour per family.
-FAMILY_COLOURS: Final[Mapping[RegimenClass, str]] = {
-    RegimenClass.CHEMOTHERAPY: "#E69F00",
-    RegimenClass.ENDOCRINE_CDK46: "#0072B2",
-    RegimenClass.ENDOCRINE: "#56B4E9",
-    RegimenClass.ANTI_HER2: "#009E73",
-    RegimenClass.ADC: "#CC79A7",
-    RegimenClass.OTHER: "#7F7F7F",
-}
 GROUP_COLOURS: Final[Mapping[str, str]] = {
     "1": "#0072B2", "2": "#009E73", "3": "#D55E00", "unknown": "#7F7F7F",
 }
-OFF_TREATMENT_COLOUR: Final = "#D9D9D9"
-PROGRESSION_COLOUR: Final = "#D55E00"
 
 
 @dataclass(frozen=True)

@@ -22,21 +22,22 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
 
 from lifelines import KaplanMeierFitter
 from lifelines.utils import median_survival_times
 
-from mbcjourney.events.drugs import Drug, normalise_drug
+from mbcjourney.events.drugs import Drug
 from mbcjourney.events.vocabulary import DrugClass
 from mbcjourney.projections import LineRow, PatientRow
 from mbcjourney.projections.concordance import SUPPORTIVE_CLASSES, active_components
+from mbcjourney.projections.families import RegimenClass as RegimenClass
+from mbcjourney.projections.families import drugs_of
+from mbcjourney.projections.families import regimen_class as regimen_class
 from mbcjourney.projections.findings import Finding
 from mbcjourney.projections.journey import PatientStatus
 from mbcjourney.projections.receptors import Group
 from mbcjourney.projections.schedule import Assessment, DueAssessment
-from mbcjourney.settings import DEFAULT_CLINICAL
 
 #: Days per month for every figure and table (365.25 / 12).
 DAYS_PER_MONTH: Final = 30.4375
@@ -58,49 +59,8 @@ def months(days: float) -> float:
     return days / DAYS_PER_MONTH
 
 
-# --- regimen classes --------------------------------------------------------------
-
-
-class RegimenClass(StrEnum):
-    """Treatment families for the swimmer plot, in order of precedence."""
-
-    ADC = "ADC"
-    ANTI_HER2 = "Anti-HER2 ± chemotherapy"
-    ENDOCRINE_CDK46 = "Endocrine + CDK4/6i"
-    CHEMOTHERAPY = "Chemotherapy ± other"
-    ENDOCRINE = "Endocrine ± targeted"
-    OTHER = "Other / unknown"
-
-
-def drugs_of(regimen: str) -> tuple[Drug, ...]:
-    """The drugs of an exported ``regimen`` (generic names joined by ``+``)."""
-    return tuple(normalise_drug(name) for name in regimen.split("+") if name.strip())
-
-
-def regimen_class(regimen: str,
-                  cytotoxic_classes: Iterable[str] = DEFAULT_CLINICAL.cytotoxic_classes
-                  ) -> RegimenClass:
-    """The family of a line, from its drugs' classes (bone-targeted agents are ignored).
-
-    Any antibody-drug conjugate makes it ``ADC``; else any anti-HER2 drug
-    ``ANTI_HER2``; else a CDK4/6 inhibitor ``ENDOCRINE_CDK46``; else a cytotoxic
-    drug (``cytotoxic_classes``, as the imaging schedule uses) ``CHEMOTHERAPY``
-    (with bevacizumab or immunotherapy too); else an endocrine drug ``ENDOCRINE``
-    (with everolimus, alpelisib, capivasertib ...); anything else ``OTHER``.
-    """
-    classes = {d.drug_class for d in drugs_of(regimen)} - {DrugClass.BONE_TARGETED}
-    cytotoxic = set(cytotoxic_classes)
-    if DrugClass.ADC in classes:
-        return RegimenClass.ADC
-    if DrugClass.ANTI_HER2 in classes:
-        return RegimenClass.ANTI_HER2
-    if DrugClass.CDK46_INHIBITOR in classes:
-        return RegimenClass.ENDOCRINE_CDK46
-    if any(c.value in cytotoxic for c in classes):
-        return RegimenClass.CHEMOTHERAPY
-    if DrugClass.ENDOCRINE in classes:
-        return RegimenClass.ENDOCRINE
-    return RegimenClass.OTHER
+# Regimen classes (RegimenClass, regimen_class) live in projections.families: the
+# coordinators' pages colour a patient's lines with the same vocabulary.
 
 
 # --- Kaplan-Meier medians ---------------------------------------------------------

@@ -259,6 +259,14 @@ class ProjectionStore:
             return [row[0] for row in conn.execute(
                 select(d.c.patient_id).where(d.c.window_end < today).distinct())]
 
+    def centre_names(self) -> list[str]:
+        """The centres the stored patients belong to, sorted (the pages' filter choices)."""
+        t = self.centres
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(
+                select(t.c.centre).where(t.c.centre.is_not(None)).distinct()
+                .order_by(t.c.centre))]
+
     def patient_ids(self, centres: Iterable[str] | None = None) -> list[str]:
         """Every stored patient's id, or those of ``centres``, sorted."""
         t = self.centres

@@ -130,6 +130,14 @@ class TokenStore:
         token = _token(row)
         return token if token.usable_on(today) else None
 
+    def usable(self, name: str, today: date) -> Token | None:
+        """The token named ``name`` if it is still usable (a page session re-checks it)."""
+        t = tokens_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.name == name)).first()
+        token = _token(row) if row is not None else None
+        return token if token is not None and token.usable_on(today) else None
+
 
 def _token(row: object) -> Token:
     scopes = frozenset(Scope(s) for s in row.scopes.split())  # type: ignore[attr-defined]

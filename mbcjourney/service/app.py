@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mbcjourney.events.errors import InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.tokens import Scope
-from mbcjourney.service import routes
+from mbcjourney.service import pages, routes
 from mbcjourney.service.backend import Backend
 from mbcjourney.service.metrics import CONTENT_TYPE, Metrics
 from mbcjourney.service.models import Health, Problem
@@ -55,6 +55,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.state.rate_limits = RateLimits(backend.config.rate_limit,
                                        backend.config.rate_limit_storage)
     app.include_router(routes.router)
+    pages.install(app)  # the coordinators' pages (HTML; not in the OpenAPI document)
     _add_probes(app, backend, metrics)
     _add_error_answers(app)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,13 +35,16 @@ from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.kafkaio import dead_letter_message
 from mbcjourney.processors.publisher import SEND_TIMEOUT_S, Producer, publish_lines
+from mbcjourney.processors.sessions import Session, SessionStore
 from mbcjourney.processors.tokens import Token, TokenStore
-from mbcjourney.projections import LineRow, PatientRow, View
+from mbcjourney.projections import LineRow, PatientRow, View, build_history
+from mbcjourney.projections.facts import PatientFacts, collect_facts
 from mbcjourney.projections.findings import Finding
 from mbcjourney.projections.schedule import DueAssessment
 from mbcjourney.service.config import ServiceConfig
 
 Clock = Callable[[], datetime]
+SESSION_HOURS = 8  # a page session lasts a working day at most (and no longer than its token)
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,12 @@ class Backend:
 
     def __init__(self, config: ServiceConfig, engine: EmbeddedEngine, tokens: TokenStore,
                  audit: AuditLog, *, clock: Clock, producer: Producer | None = None,
-                 ready_checks: Iterable[tuple[str, Callable[[], bool]]] = ()) -> None:
+                 ready_checks: Iterable[tuple[str, Callable[[], bool]]] = (),
+                 sessions: SessionStore | None = None) -> None:
         self.config = config
         self.engine = engine
         self.tokens = tokens
+        self.sessions = sessions or SessionStore(tokens.engine)
         self.audit = audit
         self.clock = clock
         self.producer = producer
@@ -116,6 +121,36 @@ class Backend:
         self.engine.actions.record(AlertSnoozed(
             alert_id=UUID(alert.alert_id), patient_id=alert.patient_id, at=self.clock(), by=by,
             until=until))
+
+    # --- page sessions -----------------------------------------------------------
+
+    def sign_in(self, presented: str) -> tuple[str, Session, Token] | None:
+        """A session for a usable token (its id for the cookie), or None."""
+        now = self.clock()
+        token = self.tokens.verify(presented, now.date())
+        if token is None:
+            return None
+        until = now + timedelta(hours=SESSION_HOURS)
+        if token.expires_on is not None:  # the token's last day ends at midnight UTC
+            until = min(until, datetime.combine(token.expires_on + timedelta(days=1),
+                                                datetime.min.time(), now.tzinfo))
+        session_id, session = self.sessions.open(token.name, now=now, until=until)
+        return session_id, session, token
+
+    def session(self, session_id: str) -> tuple[Session, Token] | None:
+        """The live session and its token, re-checked: a revoked token ends the session."""
+        now = self.clock()
+        session = self.sessions.find(session_id, now=now)
+        if session is None:
+            return None
+        token = self.tokens.usable(session.token_name, now.date())
+        if token is None:
+            self.sessions.close(session_id)
+            return None
+        return session, token
+
+    def sign_out(self, session_id: str) -> None:
+        self.sessions.close(session_id)
 
     # --- reading ---------------------------------------------------------------
 
@@ -166,6 +201,25 @@ class Backend:
         for _, found in self.engine.log.histories([patient_id]):
             events = found
         return [_event_json(e) for e in events if known_at is None or e.recorded_at <= known_at]
+
+    def facts(self, token: Token, patient_id: str) -> PatientFacts | None:
+        """What the patient's history says (the timeline's marks), or None if not visible."""
+        if not self.visible(token, patient_id):
+            return None
+        events: list[ClinicalEvent] = []
+        for _, found in self.engine.log.histories([patient_id]):
+            events = found
+        return collect_facts(build_history(patient_id, events))
+
+    def centres(self, token: Token) -> list[str]:
+        """The centres the token may choose among (its own, else every stored one)."""
+        return sorted(token.centres) if token.centres else self.engine.store.centre_names()
+
+    def roster(self, token: Token, centre: str | None) -> dict[str, tuple[str, str | None]]:
+        """Group and centre of each patient the token may see (narrowed to ``centre``)."""
+        rows = self.engine.store.patient_page(centres=_centres(token, centre), group=None,
+                                              status=None, after=None, limit=1 << 40)
+        return {row.patient_id: (row.group, found) for row, found in rows}
 
     def overdue(self, token: Token, as_of: date, centre: str | None
                 ) -> list[tuple[DueAssessment, int]]:

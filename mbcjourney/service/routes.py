@@ -27,7 +27,7 @@ from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
 from mbcjourney.exports import stream_table
 from mbcjourney.processors.audit import AuditRecord, filters_of
-from mbcjourney.processors.tokens import Scope
+from mbcjourney.processors.tokens import Scope, Token
 from mbcjourney.projections import LineRow, PatientRow, View
 from mbcjourney.projections.findings import Finding
 from mbcjourney.projections.views import end_of_day
@@ -324,7 +324,13 @@ def get_export(request: Request, token: Caller,
                known_at: KnownAt = None,
                ) -> StreamingResponse:
     """An output-contract table (pseudonymised: ids, codes and dates, no free text), streamed."""
-    rows = backend_of(request).table(token, table, View(cutoff, _instant(known_at)))
+    return export_answer(request, token, table, fmt, View(cutoff, _instant(known_at)))
+
+
+def export_answer(request: Request, token: Token, table: str, fmt: str, view: View
+                  ) -> StreamingResponse:
+    """The table's rows under ``view`` streamed as ``fmt``, audited (the pages' downloads too)."""
+    rows = backend_of(request).table(token, table, view)
     audited(request, row_count=len(rows))
     names = tuple(f.name for f in fields(_TABLES[table]))
     values = [tuple(getattr(r, n) for n in names) for r in rows]

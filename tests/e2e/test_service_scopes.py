@@ -20,7 +20,8 @@ from fastapi.routing import APIRoute
 
 from mbcjourney.bootstrap import open_service
 from mbcjourney.processors.tokens import Scope
-from mbcjourney.service import ServiceConfig, routes
+from mbcjourney.service import ServiceConfig, pages, routes
+from mbcjourney.service.page_auth import PAGE_KEY
 from mbcjourney.service.security import CENTRE_KEY, PUBLIC, SCOPE_KEY
 from tests.support.cohorts import embedded_log, simulated_cohort
 from tests.support.service import TODAY, bearer, fixed_clock, issue_token, serving
@@ -96,8 +97,14 @@ def _rule(route: Route) -> tuple[str, bool]:
 
 def test_every_route_has_a_rule_and_only_docs_are_outside_the_table(matrix: Matrix) -> None:
     documented = {r.path for r in matrix.routes()}
+    # The pages (HTML for browsers) are left out of the document on purpose; their own
+    # matrix is tests/e2e/test_pages_scopes.py, over the pages' route table.
     served = {getattr(r, "path", None) for r in matrix.app.routes} - {None}
-    assert served - documented == DOC_ROUTES  # the app's own top-level routes
+    assert served - documented == {*DOC_ROUTES, "/static"}  # the app's own, the pages' CSS
+    page_routes = [r for r in pages.router.routes if isinstance(r, APIRoute)]
+    assert len(page_routes) == len(pages.router.routes)
+    assert not documented & {r.path for r in page_routes}
+    assert all(r.openapi_extra and r.openapi_extra[PAGE_KEY] for r in page_routes)
     for path in DOC_ROUTES - {"/docs/oauth2-redirect"}:  # public documents, no patient data
         assert httpx.get(matrix.url + path).status_code == 200
     rules = {r.path: _rule(r)[0] for r in matrix.routes()}
