@@ -317,6 +317,26 @@ class EmbeddedEngine:
 
     def overdue(self, as_of: date, view: View = EVERYTHING, patient_ids: list[str] | None = None
                 ) -> list[tuple[DueAssessment, int]]:
+        """What ``journey overdue --as-of`` lists (of every patient, or of ``patient_ids``).
+
+        Without a view, a patient whose whole history lies on or before ``as_of``
+        (occurred and recorded: :meth:`SqlEventLog.settled`) is cut by nothing, so
+        their stored rows are the projection: only the others are folded.
+        """
+        if view != EVERYTHING:
+            return self.overdue_folded(as_of, view, patient_ids)
+        self.catch_up()
+        settled = self.log.settled(as_of, patient_ids)
+        unsettled = (sorted(set(patient_ids) - settled) if patient_ids is not None
+                     else [p for p in self.log.patient_ids() if p not in settled])
+        rows = [(due, due.days_overdue(as_of))
+                for due in self.store.past_windows(as_of, settled)]
+        rows += overdue_rows(self.journeys(overdue_view(as_of), unsettled), as_of)
+        return sorted(rows, key=lambda r: (r[0].patient_id, r[0].assessment))
+
+    def overdue_folded(self, as_of: date, view: View = EVERYTHING,
+                       patient_ids: list[str] | None = None) -> list[tuple[DueAssessment, int]]:
+        """:meth:`overdue` by folding every history under the view (the reference)."""
         return overdue_rows(self.journeys(overdue_view(as_of, view), patient_ids), as_of)
 
     def alerts(self, as_of: date, on_patients: Progress | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import placeholder
 from mbcjourney.processors.deadletters import DeadLetter, DeadLetterStore
 from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
+from mbcjourney.projections.views import end_of_day
 
 metadata = MetaData()
 
@@ -311,6 +313,21 @@ class SqlEventLog:
                     assert isinstance(event, PatientIncluded)
                     years.setdefault(event.patient_id, event.payload.birth_year)
         return years
+
+    def settled(self, on: date, patient_ids: Iterable[str] | None = None) -> set[str]:
+        """The patients (all, or of ``patient_ids``) whose every event occurred by day ``on``
+        and was recorded by its end: for them, a view cut at ``on`` is the whole history."""
+        t = events_table
+        query = (select(t.c.patient_id).group_by(t.c.patient_id)
+                 .having((func.max(t.c.occurred_on) <= on.isoformat())
+                         & (func.max(t.c.recorded_at) <= utc_text(end_of_day(on)))))
+        with self.engine.connect() as conn:
+            if patient_ids is None:
+                return {row[0] for row in conn.execute(query)}
+            found: set[str] = set()
+            for among in chunked_in(conn, t.c.patient_id, sorted(set(patient_ids))):
+                found.update(row[0] for row in conn.execute(query.where(among)))
+            return found
 
     def patient_ids(self) -> list[str]:
         """Every patient with an event, sorted."""

@@ -227,6 +227,19 @@ class ProjectionStore:
         return [DueAssessment(r.patient_id, Assessment(r.assessment), r.last_done, r.due_date,
                               r.window_end) for r in rows]
 
+    def past_windows(self, before: date, patient_ids: Iterable[str]) -> list[DueAssessment]:
+        """These patients' due assessments whose window ended before day ``before``."""
+        t = self.due
+        names = _names(DueAssessment)
+        found: list[DueAssessment] = []
+        with self.engine.connect() as conn:
+            for among in chunked_in(conn, t.c.patient_id, sorted(set(patient_ids))):
+                for r in conn.execute(select(*(t.c[n] for n in names))
+                                      .where(among & (t.c.window_end < before))):
+                    found.append(DueAssessment(r.patient_id, Assessment(r.assessment),
+                                               r.last_done, r.due_date, r.window_end))
+        return found
+
     def finding_rows(self) -> list[Finding]:
         t = self.findings
         rows = self._read(t, Finding, t.c.patient_id, t.c.finding, t.c.event_id, t.c.detail)
