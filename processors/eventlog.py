@@ -36,11 +36,11 @@ from sqlalchemy import (
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored_row
+from mbcjourney.processors import watermarks
 from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import placeholder
 from mbcjourney.processors.deadletters import DeadLetter, DeadLetterStore
 from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
-from mbcjourney.projections.views import end_of_day
 
 metadata = MetaData()
 
@@ -129,6 +129,7 @@ class SqlEventLog:
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
+        watermarks.create(self.engine)
         self.letters.create()
 
     # --- writing ---------------------------------------------------------------
@@ -193,8 +194,10 @@ class SqlEventLog:
         before = conn.execute(select(func.max(events_table.c.position))).scalar_one()
         result = conn.exec_driver_sql(self._insert_sql, candidates)
         if result.rowcount == len(candidates):  # the common case: nothing stored before
+            watermarks.note(conn, candidates)
             return first.keys(), {}
         inserted = self._inserted_after(conn, before or 0)
+        watermarks.note(conn, [row for row in candidates if row.event_id in inserted])
         return inserted, self._stored([e for e in first if e not in inserted], conn)
 
     def _inserted_after(self, conn: Connection, position: int) -> set[str]:
@@ -315,19 +318,8 @@ class SqlEventLog:
         return years
 
     def settled(self, on: date, patient_ids: Iterable[str] | None = None) -> set[str]:
-        """The patients (all, or of ``patient_ids``) whose every event occurred by day ``on``
-        and was recorded by its end: for them, a view cut at ``on`` is the whole history."""
-        t = events_table
-        query = (select(t.c.patient_id).group_by(t.c.patient_id)
-                 .having((func.max(t.c.occurred_on) <= on.isoformat())
-                         & (func.max(t.c.recorded_at) <= utc_text(end_of_day(on)))))
-        with self.engine.connect() as conn:
-            if patient_ids is None:
-                return {row[0] for row in conn.execute(query)}
-            found: set[str] = set()
-            for among in chunked_in(conn, t.c.patient_id, sorted(set(patient_ids))):
-                found.update(row[0] for row in conn.execute(query.where(among)))
-            return found
+        """Whose whole history lies on or before day ``on`` (:mod:`.watermarks`)."""
+        return watermarks.settled(self.engine, on, patient_ids)
 
     def patient_ids(self) -> list[str]:
         """Every patient with an event, sorted."""
