@@ -18,10 +18,12 @@ Two deployments, one behaviour:
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -83,6 +85,8 @@ class Backend:
         self.producer = producer
         self.ready_checks = list(ready_checks)
         self._catching_up = threading.Lock()
+        self._reporting = threading.Lock()
+        self._report: tuple[tuple[int, date], str, int] | None = None
 
     # --- writing ---------------------------------------------------------------
 
@@ -266,6 +270,22 @@ class Backend:
             keep = set(ids)
             rows = [r for r in rows if r.patient_id in keep]
         return rows
+
+    def report(self) -> tuple[str, int]:
+        """The study report (``journey report``) as self-contained HTML, and its patient
+        count; written again only when the log has moved or the day has changed."""
+        from mbcjourney.report import ReportOptions, write_report
+
+        with self._reporting:
+            self.sync()
+            key = (self.engine.log.last_position(), self.today())
+            if self._report is None or self._report[0] != key:
+                with tempfile.TemporaryDirectory(prefix="journey-report-") as folder:
+                    output = Path(folder) / "report.html"
+                    summary = write_report(self.engine, output,
+                                           ReportOptions(as_of=self.today()))
+                    self._report = (key, output.read_text(encoding="utf-8"), summary.patients)
+            return self._report[1], self._report[2]
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         letters = self.engine.log.dead_letters()

@@ -292,6 +292,21 @@ def analyst(request: Request) -> Response:
     return render(request, "analyst.html", {"tables": TABLES, "formats": FORMATS})
 
 
+@router.get("/analyst/report", response_class=HTMLResponse, **page_rule(Scope.EXPORTS_READ))
+def report(request: Request) -> Response:
+    """The study report of the whole cohort (``journey report``), for a token of every centre."""
+    if viewer_of(request).token.centres:
+        return render(request, "analyst.html", {"tables": TABLES, "formats": FORMATS,
+                                                "report_refused": True})
+    try:
+        html, patients = backend_of(request).report()
+    except ImportError:  # the report's plotting libraries: the `report` extra
+        raise PageError(503, "This server has no report libraries (install the "
+                             "'report' extra).") from None
+    audited(request, row_count=patients)
+    return HTMLResponse(html)
+
+
 @router.get("/analyst/download", **page_rule(Scope.EXPORTS_READ))
 def download(request: Request, table: Text = None,
              fmt: Annotated[str, Query(alias="format", max_length=8)] = "csv",

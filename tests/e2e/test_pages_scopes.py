@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from mbcjourney.bootstrap import open_access
@@ -190,3 +191,30 @@ def test_a_revoked_token_ends_its_session_and_page_views_are_audited(site: Site)
     seen = [(r.route, r.status, r.patient_ids) for r in rows if r.route.startswith("/patients")]
     assert seen == [("/patients/{patient_id}", 200, patient_id),
                     ("/patients/{patient_id}", 404, "NO-SUCH-PATIENT")]
+
+
+def test_the_study_report_is_served_to_a_token_of_every_centre_only(site: Site) -> None:
+    with signed_in(site.url, site.tokens["exports:read"]) as (client, _csrf):
+        assert 'href="/analyst/report"' in client.get("/analyst").text
+        page = client.get("/analyst/report")
+        again = client.get("/analyst/report")  # the same log, the same day: the same report
+    assert page.status_code == 200
+    assert "Kaplan-Meier" in page.text
+    assert 'src="data:image/png;base64,' in page.text  # self-contained
+    assert again.text == page.text
+    with signed_in(site.url, site.tokens["c01"]) as (client, _csrf):
+        refused = client.get("/analyst/report")
+    assert refused.status_code == 200
+    assert "covers every centre" in refused.text
+    assert "Kaplan-Meier" not in refused.text
+    engine = sa.create_engine(site.db)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT token_name, row_count FROM audit_log WHERE route = '/analyst/report'"
+            )).all()
+    finally:
+        engine.dispose()
+    assert ("only-exports:read", rows[0][1]) in rows
+    assert rows[0][1] > 0
+    assert all(name != "coordinator-c01" for name, _ in rows)
