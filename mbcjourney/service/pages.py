@@ -24,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from mbcjourney.engine import AlertRow
 from mbcjourney.events.alerts import Assessment
-from mbcjourney.events.limits import LATEST_DATE
+from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
 from mbcjourney.processors.tokens import Scope
 from mbcjourney.projections import View
 from mbcjourney.projections.views import end_of_day
@@ -102,9 +102,12 @@ def _day(value: str | None, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise PageError(400, f"{field}: expected a date like 2026-12-01.") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:  # as the API and the CLI (events/limits.py)
+        raise PageError(400, f"{field}: dates from {EARLIEST_DATE} to {LATEST_DATE}.")
+    return day
 
 
 Text = Annotated[str | None, Query(max_length=64)]

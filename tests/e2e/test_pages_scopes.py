@@ -218,3 +218,14 @@ def test_the_study_report_is_served_to_a_token_of_every_centre_only(site: Site) 
     assert ("only-exports:read", rows[0][1]) in rows
     assert rows[0][1] > 0
     assert all(name != "coordinator-c01" for name, _ in rows)
+
+
+def test_a_date_out_of_the_studys_range_is_a_clear_400(site: Site) -> None:
+    patient_id = site.ids["C01"]["patient_id"]
+    with signed_in(site.url, site.tokens["c01"]) as (client, _csrf):
+        for path in (f"/patients/{patient_id}?known_at=9999-12-31",
+                     "/analyst/download?table=patients&format=csv&known_at=9999-12-31",
+                     "/analyst/download?table=patients&format=csv&cutoff=0001-01-01"):
+            answer = client.get(path)
+            assert answer.status_code == 400, path
+            assert "dates from" in answer.text
