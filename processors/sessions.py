@@ -9,7 +9,6 @@ request re-checks the named token (revoked or expired -> the session is over).
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Column, Engine, MetaData, String, Table, delete, insert, select
 
 from mbcjourney.processors.sql import create_tables, utc_text
+from mbcjourney.processors.tokens import secret_hash
 
 metadata = MetaData()
 
@@ -40,10 +40,6 @@ class Session:
     expires_at: str
 
 
-def _hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode()).hexdigest()
-
-
 class SessionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -59,7 +55,7 @@ class SessionStore:
             conn.execute(delete(sessions_table)  # expired ones, as a new one comes
                          .where(sessions_table.c.expires_at < utc_text(now)))
             conn.execute(insert(sessions_table).values(
-                session_hash=_hash(session_id), token_name=token_name, csrf=session.csrf,
+                session_hash=secret_hash(session_id), token_name=token_name, csrf=session.csrf,
                 created_at=utc_text(now), expires_at=session.expires_at))
         return session_id, session
 
@@ -70,7 +66,7 @@ class SessionStore:
         t = sessions_table
         with self.engine.connect() as conn:
             row = conn.execute(select(t.c.token_name, t.c.csrf, t.c.expires_at)
-                               .where(t.c.session_hash == _hash(session_id))).first()
+                               .where(t.c.session_hash == secret_hash(session_id))).first()
         if row is None or row.expires_at <= utc_text(now):
             return None
         return Session(row.token_name, row.csrf, row.expires_at)
@@ -79,4 +75,4 @@ class SessionStore:
         """End the session (signing out); a no-op for an unknown id."""
         with self.engine.begin() as conn:
             conn.execute(delete(sessions_table)
-                         .where(sessions_table.c.session_hash == _hash(session_id)))
+                         .where(sessions_table.c.session_hash == secret_hash(session_id)))

@@ -70,12 +70,12 @@ def journey_rows(journeys: Iterable[Journey]) -> Rows:
     one process that writes, and they pickle compactly.
     """
     kept = [j for j in journeys if j.reportable]
-    patient, line, due, finding, _ = (_values(cls) for cls in _ROW_TYPES)
+    patient, line, due, finding, centre = (_values(cls) for cls in _ROW_TYPES)
     return ([patient(j.patient) for j in kept],
             [line(r) for j in kept for r in j.lines],
             [due(d) for j in kept for d in j.due],
             [finding(f) for j in kept for f in j.findings],
-            [(j.patient_id, j.centre) for j in kept])
+            [centre(j) for j in kept])  # a journey has the PatientCentre fields
 
 
 def _values(cls: type[Any]) -> Callable[[Any], Row]:

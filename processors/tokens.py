@@ -69,8 +69,9 @@ class Token:
         return self.revoked_at is None and (self.expires_on is None or today <= self.expires_on)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def secret_hash(secret: str) -> str:
+    """What is stored of a random secret (a token, a page session's id): its SHA-256."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class TokenStore:
@@ -95,7 +96,7 @@ class TokenStore:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(tokens_table).values(
-                    token_id=token_id, name=name, token_hash=token_hash(secret),
+                    token_id=token_id, name=name, token_hash=secret_hash(secret),
                     scopes=" ".join(sorted(s.value for s in scope_set)),
                     centres=" ".join(sorted(centre_set)), created_at=created,
                     expires_on=expires_on, revoked_at=None))
@@ -125,7 +126,7 @@ class TokenStore:
         t = tokens_table
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.token_id == parts[1])).first()
-        if row is None or not hmac.compare_digest(row.token_hash, token_hash(presented)):
+        if row is None or not hmac.compare_digest(row.token_hash, secret_hash(presented)):
             return None
         token = _token(row)
         return token if token.usable_on(today) else None

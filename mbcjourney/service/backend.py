@@ -174,9 +174,19 @@ class Backend:
 
     def visible(self, token: Token, patient_id: str) -> bool:
         """Whether the patient exists and the token may see it (the same False for both)."""
+        return self._seen(token, patient_id)[0]
+
+    def _seen(self, token: Token, patient_id: str) -> tuple[bool, str | None]:
+        """(:meth:`visible`, the patient's centre), from one lookup."""
         self.sync()
         exists, centre = self.engine.store.centre_of(patient_id)
-        return exists and token.allows_centre(centre)
+        return exists and token.allows_centre(centre), centre
+
+    def _events(self, patient_id: str) -> list[ClinicalEvent]:
+        """The patient's events in log order (none: an empty list)."""
+        for _, events in self.engine.log.histories([patient_id]):
+            return events
+        return []
 
     def patients(self, token: Token, *, centre: str | None, group: str | None,
                  status: str | None, after: str | None, limit: int
@@ -186,34 +196,29 @@ class Backend:
                                               status=status, after=after, limit=limit)
 
     def patient(self, token: Token, patient_id: str) -> PatientDetail | None:
-        if not self.visible(token, patient_id):
+        seen, centre = self._seen(token, patient_id)
+        if not seen:
             return None
         found = self.engine.store.patient_detail(patient_id)
         if found is None:
             return None
         row, lines, due, findings = found
         alerts = self.engine.alerts(self.today(), patient_ids=[patient_id], open_only=True)
-        return PatientDetail(row, self.engine.store.centre_of(patient_id)[1], lines, due,
-                             findings, alerts)
+        return PatientDetail(row, centre, lines, due, findings, alerts)
 
     def history(self, token: Token, patient_id: str, known_at: datetime | None
                 ) -> list[dict[str, Any]] | None:
         """The patient's events in log order (those recorded by ``known_at``), or None."""
         if not self.visible(token, patient_id):
             return None
-        events: list[ClinicalEvent] = []
-        for _, found in self.engine.log.histories([patient_id]):
-            events = found
-        return [_event_json(e) for e in events if known_at is None or e.recorded_at <= known_at]
+        return [_event_json(e) for e in self._events(patient_id)
+                if known_at is None or e.recorded_at <= known_at]
 
     def facts(self, token: Token, patient_id: str) -> PatientFacts | None:
         """What the patient's history says (the timeline's marks), or None if not visible."""
         if not self.visible(token, patient_id):
             return None
-        events: list[ClinicalEvent] = []
-        for _, found in self.engine.log.histories([patient_id]):
-            events = found
-        return collect_facts(build_history(patient_id, events))
+        return collect_facts(build_history(patient_id, self._events(patient_id)))
 
     def centres(self, token: Token) -> list[str]:
         """The centres the token may choose among (its own, else every stored one)."""
