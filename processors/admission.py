@@ -20,7 +20,9 @@ verdict and the same reason text on every path.  In arrival order:
    is a duplicate, so a rerun after a kill, or a file sent twice, adds nothing;
 4. **duplicate or conflict** (:func:`is_repeat`): the same ``event_id`` again is a
    duplicate when it is the same fact (only ``recorded_at`` may differ), a
-   conflict (refused, :data:`CONFLICT`) otherwise; the first one stays.
+   conflict (refused, :data:`CONFLICT`) otherwise; the first one stays;
+5. **erased** (:data:`ERASED`): nothing more is admitted for a patient who was
+   erased (``journey erase``); the refusal is dead-lettered without the payload.
 
 Each log applies step 4 against what it holds (the SQL table, the worker's
 histories, replay's folded set) with :func:`is_repeat`.
@@ -44,6 +46,8 @@ BEFORE_BIRTH = FieldError("occurred_at", "before the patient's birth year")
 CONFLICT = EventConflict.REASON
 EMPTY_RECORD = FieldError("$", "empty message")
 TOMBSTONE = FieldError("$", "tombstone (a record without a value)")
+# Its text is the dead letters' ERASED_REASON: such a letter keeps no payload.
+ERASED = FieldError("patient_id", "the patient was erased (consent withdrawn); payload not kept")
 
 
 def refusal(reason: FieldError, event_type: str | None = None) -> InvalidEvent:

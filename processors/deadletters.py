@@ -1,5 +1,11 @@
 """The dead-letter store: rejected input with its original bytes, the reason and its origin.
 
+The original bytes are sealed (:mod:`.sealing`): with the patient's data key when
+the line names a patient who has one, else with the dead-letter key of the month
+it was received (destroyed once the retention period has passed).  A line refused
+because its patient was erased is kept without its bytes.  The identity hash is
+keyed too (a plain hash of a short line could be tested against guesses).
+
 Nothing is lost: every refused line or record is kept here, exactly as received, so it
 can be fixed and re-submitted.  A dead letter's identity is (origin, sha256 of the
 bytes), so a rerun after a kill, or of the same file, stores each rejected line once.
@@ -10,10 +16,12 @@ U+0000, which PostgreSQL text cannot hold.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import orjson
 from sqlalchemy import (
@@ -37,7 +45,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mbcjourney.events.errors import InvalidEvent
+from mbcjourney.processors.keys import DEAD_LETTER_PREFIX, KeyDestroyed, dead_letter_key_name
+from mbcjourney.processors.sealing import Cipher, Unopenable
 from mbcjourney.processors.sql import create_tables
+
+ERASED_REASON = "patient_id: the patient was erased (consent withdrawn); payload not kept"
+_HASH_KEY_NAME = DEAD_LETTER_PREFIX + "identity"
+_NAMED = b"~k"  # sealed with a named key: b"~k" + name + b"\n" + sealed text
+
+
+class HasCipher(Protocol):
+    @property
+    def cipher(self) -> Cipher: ...
 
 metadata = MetaData()
 
@@ -90,15 +109,44 @@ class DeadLetter:
             for key in ids:
                 value = data.get(key)
                 ids[key] = value[:64] if isinstance(value, str) else None
-        return cls(original, str(error), origin, received_at, event_id=ids["event_id"],
+        reason = str(error)
+        if reason == ERASED_REASON:
+            original = b""
+        return cls(original, reason, origin, received_at, event_id=ids["event_id"],
                    event_type=ids["event_type"], patient_id=ids["patient_id"])
 
 
 class DeadLetterStore:
     """The dead-letter table on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keys: HasCipher | None = None) -> None:
         self.engine = engine
+        self._keys = keys
+
+    def _sealed(self, letter: DeadLetter) -> tuple[bytes, str]:
+        """(stored bytes, identity hash) of a letter's original."""
+        cipher = self._keys.cipher if self._keys is not None else None
+        if cipher is None or not cipher.enabled:
+            return letter.original, hashlib.sha256(letter.original).hexdigest()
+        cipher.prepare([_HASH_KEY_NAME])
+        identity = hmac.new(cipher.key_bytes(_HASH_KEY_NAME), letter.original,
+                            hashlib.sha256).hexdigest()
+        if not letter.original:
+            return b"", identity
+        name = letter.patient_id if letter.patient_id and cipher.has_key(letter.patient_id) \
+            else dead_letter_key_name(letter.received_at.date())
+        sealed = cipher.seal(name, letter.original)
+        return _NAMED + name.encode() + b"\n" + sealed.encode(), identity
+
+    def _opened(self, stored: bytes) -> bytes:
+        """The original bytes of a stored letter; b"" once its key is destroyed."""
+        if not stored.startswith(_NAMED) or self._keys is None:
+            return stored
+        name, _, sealed = stored[len(_NAMED):].partition(b"\n")
+        try:
+            return self._keys.cipher.open(name.decode(), sealed)
+        except (KeyDestroyed, Unopenable):
+            return b""
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
@@ -109,16 +157,15 @@ class DeadLetterStore:
 
         Returns how many were offered.
         """
-        rows = [
-            {
+        rows = []
+        for d in letters:
+            stored, identity = self._sealed(d)
+            rows.append({
                 "received_at": d.received_at, "origin": _text(d.origin[:300]),
                 "event_id": _text(d.event_id), "event_type": _text(d.event_type),
                 "patient_id": _text(d.patient_id), "reason": _text(d.reason),
-                "original": d.original,
-                "original_sha256": hashlib.sha256(d.original).hexdigest(),
-            }
-            for d in letters
-        ]
+                "original": stored, "original_sha256": identity,
+            })
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(_insert_new_letters(conn.dialect.name), rows)
@@ -128,10 +175,18 @@ class DeadLetterStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(dead_letters_table).order_by(dead_letters_table.c.id))
             return [
-                DeadLetter(bytes(r.original), r.reason, r.origin, r.received_at, r.event_id,
-                           r.event_type, r.patient_id)
+                DeadLetter(self._opened(bytes(r.original)), r.reason, r.origin, r.received_at,
+                           r.event_id, r.event_type, r.patient_id)
                 for r in rows
             ]
+
+    def remove_patient(self, patient_id: str) -> int:
+        """Delete an erased patient's dead letters (a work queue, not the immutable log)."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")
+            return int(conn.execute(dead_letters_table.delete().where(
+                dead_letters_table.c.patient_id == patient_id)).rowcount)
 
 
 def _text(value: str | None) -> str | None:

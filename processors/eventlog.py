@@ -11,10 +11,10 @@ and counted once); with different content it is a conflict, refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -36,10 +36,14 @@ from sqlalchemy import (
 from mbcjourney.events import ClinicalEvent, encode_event
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored_row
+from mbcjourney.events.limits import OCCURRED_AFTER_RECORDED_SLACK_DAYS
 from mbcjourney.processors import watermarks
 from mbcjourney.processors.admission import is_repeat
 from mbcjourney.processors.db import placeholder
 from mbcjourney.processors.deadletters import DeadLetter, DeadLetterStore
+from mbcjourney.processors.erasures import ErasureLog
+from mbcjourney.processors.keys import KeyDestroyed
+from mbcjourney.processors.sealing import Cipher
 from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
 
 metadata = MetaData()
@@ -120,17 +124,79 @@ class StoredEvent:
     event: ClinicalEvent
 
 
-class SqlEventLog:
-    """The event log on SQLite or PostgreSQL through SQLAlchemy Core."""
+def occurred_by(recorded_at: str) -> str:
+    """The latest day an event recorded at ``recorded_at`` (UTC text) can have occurred.
 
-    def __init__(self, engine: Engine) -> None:
+    What a sealed row keeps in ``occurred_on``: its clinical date is inside the
+    seal, and this bound (from ``recorded_at``, which is clear) still tells the
+    watermarks when a patient's history is settled.
+    """
+    day = date.fromisoformat(recorded_at[:10])
+    if day >= date.max - timedelta(days=OCCURRED_AFTER_RECORDED_SLACK_DAYS):
+        return date.max.isoformat()
+    return (day + timedelta(days=OCCURRED_AFTER_RECORDED_SLACK_DAYS)).isoformat()
+
+
+class SqlEventLog:
+    """The event log on SQLite or PostgreSQL through SQLAlchemy Core.
+
+    Bodies are sealed with each patient's data key (:mod:`.sealing`) unless the
+    log is given :class:`~mbcjourney.processors.sealing.PlainText`; by default
+    the keys are found from settings (:func:`~mbcjourney.processors.keyring.sealer_for`).
+    Rows of erased patients (their key destroyed) are skipped by every reader
+    and counted in :attr:`erased_rows`.
+    """
+
+    def __init__(self, engine: Engine, cipher: Cipher | None = None) -> None:
         self.engine = engine
-        self.letters = DeadLetterStore(engine)  # rejected input, beside the log
+        self._cipher = cipher
+        self.erasures = ErasureLog(engine)
+        self.letters = DeadLetterStore(engine, self)  # rejected input, beside the log
+        self.erased_rows = 0
+
+    @property
+    def cipher(self) -> Cipher:
+        """The sealer, found from settings on first use (commands that never read bodies
+        need no keys)."""
+        if self._cipher is None:
+            from mbcjourney.processors.keyring import sealer_for
+            self._cipher = sealer_for(self.engine)
+        return self._cipher
 
     def create(self) -> None:
         create_tables(metadata, self.engine)
         watermarks.create(self.engine)
+        self.erasures.create()
         self.letters.create()
+
+    def open_body(self, patient_id: str, body: str | bytes) -> bytes | None:
+        """The clear bytes of a stored body; None (counted) for an erased patient's."""
+        try:
+            return self.cipher.open(patient_id, body)
+        except KeyDestroyed:
+            self.erased_rows += 1
+            return None
+
+    def sealed_rows(self, rows: Sequence[EventRow]) -> list[EventRow]:
+        """``rows`` as stored: bodies sealed, a keyed content hash, no clinical date.
+
+        Keys of new patients are created here, committed before the rows are.
+        """
+        cipher = self.cipher
+        if not cipher.enabled:
+            return list(rows)
+        erased = cipher.prepare({row.patient_id for row in rows})
+        if erased:
+            raise KeyDestroyed(f"{len(erased)} patient(s) erased")
+        seal, digest = cipher.seal, cipher.content_hash
+        sealed: list[EventRow] = []
+        for row in rows:
+            body = row.body.encode()
+            sealed.append(EventRow(
+                row.event_id, row.event_type, row.schema_version, row.patient_id,
+                occurred_by(row.recorded_at), row.recorded_at,
+                digest(row.patient_id, body), seal(row.patient_id, body)))
+        return sealed
 
     # --- writing ---------------------------------------------------------------
 
@@ -157,9 +223,10 @@ class SqlEventLog:
         first = _first_rows(rows)
         if not first:
             return [], 0, []
+        stored = self.sealed_rows(rows)
         with self.engine.begin() as conn:
-            inserted, known = self._insert_in(conn, rows, first)
-        return _classified(rows, first, inserted, known)
+            inserted, known = self._insert_in(conn, stored, first)
+        return _classified(stored, rows, first, inserted, known, self.open_body)
 
     def append_rows_in(self, conn: Connection, rows: Sequence[EventRow]
                        ) -> tuple[list[int], int, list[int]]:
@@ -183,11 +250,12 @@ class SqlEventLog:
         first = _first_rows(rows)
         if not first:
             return [], 0, []
-        inserted, known = self._insert_in(conn, rows, first)
-        return _classified(rows, first, inserted, known)
+        stored = self.sealed_rows(rows)
+        inserted, known = self._insert_in(conn, stored, first)
+        return _classified(stored, rows, first, inserted, known, self.open_body)
 
     def _insert_in(self, conn: Connection, rows: Sequence[EventRow], first: dict[str, int]
-                   ) -> tuple[AbstractSet[str], dict[str, tuple[str, str]]]:
+                   ) -> tuple[AbstractSet[str], dict[str, tuple[str, str, str]]]:
         """Insert each id's first row; (ids inserted, stored (hash, body) of the others)."""
         candidates = [rows[i] for i in first.values()]  # batch order = log order
         lock_for_append(conn)
@@ -219,15 +287,16 @@ class SqlEventLog:
         with self.engine.connect() as conn:
             return set(self._stored(event_ids, conn))
 
-    def _stored(self, event_ids: list[str], conn: Connection) -> dict[str, tuple[str, str]]:
-        """(content hash, body) of stored events, by id."""
-        known: dict[str, tuple[str, str]] = {}
+    def _stored(self, event_ids: list[str], conn: Connection
+                ) -> dict[str, tuple[str, str, str]]:
+        """(content hash, stored body, patient id) of stored events, by id."""
+        known: dict[str, tuple[str, str, str]] = {}
         for among_ids in chunked_in(conn, events_table.c.event_id, event_ids):
             found = conn.execute(
                 select(events_table.c.event_id, events_table.c.content_hash,
-                       events_table.c.body)
+                       events_table.c.body, events_table.c.patient_id)
                 .where(among_ids))
-            known.update({r.event_id: (r.content_hash, r.body) for r in found})
+            known.update({r.event_id: (r.content_hash, r.body, r.patient_id) for r in found})
         return known
 
     @property
@@ -247,13 +316,17 @@ class SqlEventLog:
         """Every event in log order, from the position after ``after``."""
         query = (
             select(events_table.c.position, events_table.c.event_type,
-                   events_table.c.schema_version, events_table.c.body)
+                   events_table.c.schema_version, events_table.c.body,
+                   events_table.c.patient_id)
             .where(events_table.c.position > after)
             .order_by(events_table.c.position)
         )
+        opened = self.open_body
         with self.engine.connect() as conn:
-            for position, event_type, version, body in _streamed(conn, query):
-                yield StoredEvent(position, decode_stored_row(event_type, version, body))
+            for position, event_type, version, body, patient_id in _streamed(conn, query):
+                clear = opened(patient_id, body)
+                if clear is not None:
+                    yield StoredEvent(position, decode_stored_row(event_type, version, clear))
 
     def histories(self, patient_ids: Iterable[str] | None = None, *,
                   between: tuple[str, str] | None = None
@@ -288,14 +361,17 @@ class SqlEventLog:
     def _grouped(self, query: Select[Any]) -> Iterator[tuple[str, list[ClinicalEvent]]]:
         current: str | None = None
         batch: list[ClinicalEvent] = []
+        opened = self.open_body
         with self.engine.connect() as conn:
             for patient_id, event_type, version, body in _streamed(conn, query):
                 if patient_id != current:
-                    if current is not None:
+                    if current is not None and batch:
                         yield current, batch
                     current, batch = patient_id, []
-                batch.append(decode_stored_row(event_type, version, body))
-        if current is not None:
+                clear = opened(patient_id, body)
+                if clear is not None:  # an erased patient's rows are skipped, the patient too
+                    batch.append(decode_stored_row(event_type, version, clear))
+        if current is not None and batch:
             yield current, batch
 
     def birth_years(self, patient_ids: Iterable[str]) -> dict[str, int]:
@@ -306,13 +382,16 @@ class SqlEventLog:
             for among_ids in chunked_in(conn, events_table.c.patient_id, wanted):
                 rows = conn.execute(
                     select(events_table.c.event_type, events_table.c.schema_version,
-                           events_table.c.body)
+                           events_table.c.body, events_table.c.patient_id)
                     .where(among_ids)
                     .where(events_table.c.event_type == PatientIncluded.EVENT_TYPE)
                     .order_by(events_table.c.position)
                 )
-                for event_type, version, body in rows:
-                    event = decode_stored_row(event_type, version, body)
+                for event_type, version, body, patient_id in rows:
+                    clear = self.open_body(patient_id, body)
+                    if clear is None:
+                        continue
+                    event = decode_stored_row(event_type, version, clear)
                     assert isinstance(event, PatientIncluded)
                     years.setdefault(event.patient_id, event.payload.birth_year)
         return years
@@ -348,9 +427,14 @@ def _first_rows(rows: Sequence[EventRow]) -> dict[str, int]:
     return first
 
 
-def _classified(rows: Sequence[EventRow], first: dict[str, int], inserted: AbstractSet[str],
-                known: dict[str, tuple[str, str]]) -> tuple[list[int], int, list[int]]:
-    """(accepted indices, duplicate count, conflict indices) once the insert is done."""
+def _classified(rows: Sequence[EventRow], clear: Sequence[EventRow], first: dict[str, int],
+                inserted: AbstractSet[str], known: dict[str, tuple[str, str, str]],
+                opened: Callable[[str, str], bytes | None]) -> tuple[list[int], int, list[int]]:
+    """(accepted indices, duplicate count, conflict indices) once the insert is done.
+
+    ``rows`` are as stored (sealed), ``clear`` the same rows before sealing: equal
+    keyed hashes are the same bytes; otherwise the clear bodies are compared.
+    """
     accepted = [i for i in first.values() if rows[i].event_id in inserted]
     if len(accepted) == len(rows):
         return accepted, 0, []
@@ -362,9 +446,13 @@ def _classified(rows: Sequence[EventRow], first: dict[str, int], inserted: Abstr
             continue
         kept = known.get(row.event_id)
         if kept is None:  # a repeat of a row inserted just now
-            kept_row = rows[first[row.event_id]]
-            kept = known[row.event_id] = (kept_row.content_hash, kept_row.body)
-        if is_repeat(kept[0], kept[1], row.content_hash, row.body):
+            kept_index = first[row.event_id]
+            kept = (rows[kept_index].content_hash, clear[kept_index].body, row.patient_id)
+        elif kept[0] != row.content_hash:
+            kept_body = opened(kept[2], kept[1])
+            kept = (kept[0], kept_body.decode() if kept_body is not None else "{}", kept[2])
+        if kept[0] == row.content_hash or is_repeat(kept[0], kept[1], row.content_hash,
+                                                    clear[index].body):
             duplicates += 1
         else:
             conflicts.append(index)

@@ -19,9 +19,11 @@ import structlog
 
 from mbcjourney.events.errors import EventConflict, InvalidEvent
 from mbcjourney.processors.admission import (
+    ERASED,
     BirthYears,
     birth_year_of,
     decode_record,
+    refusal,
 )
 from mbcjourney.processors.bulk import bulk_allocation, process_pool
 from mbcjourney.processors.deadletters import DeadLetter
@@ -214,18 +216,29 @@ def validate_lines(
     batch_size: int = BATCH_SIZE,
     workers: int = 0,
     defer_repeats: bool = False,
+    erased: Callable[[set[str]], set[str]] | None = None,
 ) -> Iterator[ValidatedBatch]:
     """The edge validation of every entry point (``journey ingest``, ``journey publish``).
 
     Each line is admitted (:mod:`~mbcjourney.processors.admission`): decoded against
     the contract, then, in line order, refused if dated before its patient's birth
-    year as known from earlier lines and the log (``births``).  With
+    year as known from earlier lines and the log (``births``), and refused if its
+    patient was erased (``erased`` names those among a batch's patients).  With
     ``defer_repeats`` such a line is a suspect, settled by the writer
     (:func:`resolve_repeats`): a repeat of an event is judged as one.
     """
     for batch, (prepared, refused, patients) in _prepared_batches(
             _batches(lines, batch_size), received_at, workers):
         rejected = [(r.index, r.error) for r in refused]
+        gone = erased(patients) if erased is not None and patients else set()
+        if gone:
+            kept: list[Prepared] = []
+            for item in prepared:
+                if item.row.patient_id in gone:
+                    rejected.append((item.at, refusal(ERASED, item.row.event_type)))
+                else:
+                    kept.append(item)
+            prepared = kept
         births.preload(patients)
         known = births.known()
         valid: list[Prepared] = []
@@ -365,7 +378,7 @@ def ingest_lines(
         held_rows = held_lines = held_bytes = 0
         for checked in validate_lines(lines, births, received_at=received_at,
                                       batch_size=batch_size, workers=workers,
-                                      defer_repeats=True):
+                                      defer_repeats=True, erased=event_log.erasures.erased):
             group.append(checked)
             held_rows += len(checked.valid)
             held_lines += len(checked.lines)
