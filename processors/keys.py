@@ -141,7 +141,8 @@ class FileMasterKey:
         try:
             return self._aead.decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], name.encode())
         except InvalidTag:
-            raise WrongMasterKey(f"{self.origin}: does not open the key of {name!r}") from None
+            raise WrongMasterKey(f"{self.origin}: is not the master key these data keys "
+                                 "were wrapped with") from None
 
 
 def write_master_key(path: Path) -> FileMasterKey:

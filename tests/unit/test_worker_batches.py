@@ -107,13 +107,16 @@ Logged = dict[str, list[tuple[str, str]]]
 
 
 def logged(event_log: SqlEventLog) -> Logged:
-    """Each patient's (event_id, stored body) in log order: what the log's readers fold."""
+    """Each patient's (event_id, stored body opened) in log order: what the log's readers fold."""
     t = events_table
     out: Logged = {}
     with event_log.engine.connect() as conn:
         for patient_id, event_id, body in conn.execute(
                 select(t.c.patient_id, t.c.event_id, t.c.body).order_by(t.c.position)):
-            out.setdefault(patient_id, []).append((event_id, body))
+            assert body.startswith("~1")  # sealed at rest
+            clear = event_log.open_body(patient_id, body)
+            assert clear is not None
+            out.setdefault(patient_id, []).append((event_id, clear.decode()))
     return out
 
 
