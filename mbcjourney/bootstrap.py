@@ -40,7 +40,9 @@ from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.db import existing_database, make_engine
 from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.kafkaio import broker_reachable, require_topics
+from mbcjourney.processors.keyring import key_store
 from mbcjourney.processors.publisher import open_producer
+from mbcjourney.processors.sealing import Sealer
 from mbcjourney.processors.sessions import SessionStore
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.processors.tokens import TokenStore
@@ -55,7 +57,7 @@ if TYPE_CHECKING:  # FastAPI is imported only by the commands that serve
     from mbcjourney.service import ServiceConfig
 
 __all__ = ["open_access", "open_database", "open_engine", "open_live_alerting", "open_publisher",
-           "open_service", "run_worker"]
+           "open_sealer", "open_service", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +146,12 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
 # --- publishing ------------------------------------------------------------------------
 
 
+def open_sealer(db_url: str | None = None, keys_url: str | None = None) -> Sealer:
+    """The sealer of a deployment: the key store at ``keys_url`` (else ``JOURNEY_KEYS_URL``,
+    else the one of the log at ``db_url``), opened with the configured master key."""
+    return Sealer(key_store(db_url, keys_url=keys_url))
+
+
 @contextmanager
 def open_publisher(bootstrap: str, topics: Iterable[str]) -> Iterator[Any]:
     """A Kafka producer (acks=all, idempotent) once ``topics`` exist; flushed and closed on exit."""
@@ -175,6 +183,7 @@ def run_worker(config: WorkerConfig) -> NoReturn:
         store.create()
         event_log = SqlEventLog(engine)
         event_log.create()
+        cipher = event_log.cipher  # no master key, no worker: one clear line now
         alerting = None
         if config.alerts is not None:
             alerting = open_live_alerting(config.alerts, store, bootstrap=config.bootstrap,
@@ -189,7 +198,7 @@ def run_worker(config: WorkerConfig) -> NoReturn:
                 return ProjectionSink(store, config.consumer, executor, on_failure=on_failure,
                                       write=write, event_log=event_log)
 
-            run_app(create_app(config, sink, alerts), config)
+            run_app(create_app(config, sink, alerts, cipher), config)
         finally:
             executor.shutdown(wait=True)
             if alerting is not None:

@@ -37,6 +37,7 @@ from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import decode_stored, decode_with_body, same_fact
 from mbcjourney.events.errors import EventConflict, FieldError, InvalidEvent
+from mbcjourney.processors.keys import KeyDestroyed
 
 # --- the reasons of admission's own rules (decoding names its fields itself) ----------
 
@@ -46,6 +47,10 @@ BEFORE_BIRTH = FieldError("occurred_at", "before the patient's birth year")
 CONFLICT = EventConflict.REASON
 EMPTY_RECORD = FieldError("$", "empty message")
 TOMBSTONE = FieldError("$", "tombstone (a record without a value)")
+SEALED_UNKEYED = FieldError("$", "sealed, and without the record key (the patient id) "
+                                "that names its data key")
+SEALED_NO_KEYS = FieldError("$", "sealed, and no key store is configured to open it")
+SEALED_UNOPENABLE = FieldError("$", "sealed, and does not open with its patient's data key")
 # Its text is the dead letters' ERASED_REASON: such a letter keeps no payload.
 ERASED = FieldError("patient_id", "the patient was erased (consent withdrawn); payload not kept")
 
@@ -66,17 +71,21 @@ UNKEYED = _Unkeyed()
 Key = bytes | str | None | _Unkeyed
 
 
-def decode_record(raw: bytes | None, *, received_at: datetime, key: Key = UNKEYED
-                  ) -> tuple[ClinicalEvent, bytes]:
+def decode_record(raw: bytes | None, *, received_at: datetime, key: Key = UNKEYED,
+                  opener: Opener | None = None) -> tuple[ClinicalEvent, bytes]:
     """Steps 1 and 2: the event and the exact bytes to store, or :class:`InvalidEvent`.
 
     ``key`` is a Kafka record's key (``None`` for a keyless record, and a
     ``None`` value is a tombstone); input without keys passes :data:`UNKEYED`.
+    A sealed value (``~1...``, as the publisher writes) is opened first with its
+    key's data key by ``opener`` (a sealer's ``open``); the bytes returned are clear.
     """
     if raw is None:
         raise refusal(TOMBSTONE)
     if not raw:
         raise refusal(EMPTY_RECORD)
+    if raw[:2] == b"~1":
+        raw = _opened(raw, key, opener)
     event, body = decode_with_body(raw, received_at=received_at)
     if key is not UNKEYED:
         if key is None:
@@ -85,6 +94,24 @@ def decode_record(raw: bytes | None, *, received_at: datetime, key: Key = UNKEYE
         if given != event.patient_id:
             raise refusal(KEY_MISMATCH, event.event_type)
     return event, body
+
+
+Opener = Callable[[str, bytes], bytes]
+
+
+def _opened(raw: bytes, key: Key, opener: Opener | None) -> bytes:
+    """The clear bytes of a sealed value, or the reason it cannot be admitted."""
+    if key is UNKEYED or key is None:
+        raise refusal(SEALED_UNKEYED)
+    if opener is None:
+        raise refusal(SEALED_NO_KEYS)
+    patient_id = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+    try:
+        return opener(patient_id, raw)
+    except KeyDestroyed:
+        raise refusal(ERASED) from None
+    except ValueError:  # Unopenable
+        raise refusal(SEALED_UNOPENABLE) from None
 
 
 BirthYearLookup = Callable[[set[str]], dict[str, int]]

@@ -54,6 +54,29 @@ _HASH_KEY_NAME = DEAD_LETTER_PREFIX + "identity"
 _NAMED = b"~k"  # sealed with a named key: b"~k" + name + b"\n" + sealed text
 
 
+def sealed_original(cipher: Cipher, letter: DeadLetter) -> bytes:
+    """A letter's original as kept (SQL store, dead-letter topic): sealed with the
+    patient's key when the letter names a patient who has one, else with the month's
+    dead-letter key; ``~k<name>\n`` in front says which."""
+    if not letter.original or not cipher.enabled:
+        return letter.original
+    name = letter.patient_id if letter.patient_id and cipher.has_key(letter.patient_id) \
+        else dead_letter_key_name(letter.received_at.date())
+    sealed = cipher.seal(name, letter.original)
+    return _NAMED + name.encode() + b"\n" + sealed.encode()
+
+
+def opened_original(cipher: Cipher, stored: bytes) -> bytes:
+    """The original bytes of :func:`sealed_original`'s output; b"" once its key is gone."""
+    if not stored.startswith(_NAMED):
+        return stored
+    name, _, sealed = stored[len(_NAMED):].partition(b"\n")
+    try:
+        return cipher.open(name.decode(), sealed)
+    except (KeyDestroyed, Unopenable):
+        return b""
+
+
 class HasCipher(Protocol):
     @property
     def cipher(self) -> Cipher: ...
@@ -131,22 +154,13 @@ class DeadLetterStore:
         cipher.prepare([_HASH_KEY_NAME])
         identity = hmac.new(cipher.key_bytes(_HASH_KEY_NAME), letter.original,
                             hashlib.sha256).hexdigest()
-        if not letter.original:
-            return b"", identity
-        name = letter.patient_id if letter.patient_id and cipher.has_key(letter.patient_id) \
-            else dead_letter_key_name(letter.received_at.date())
-        sealed = cipher.seal(name, letter.original)
-        return _NAMED + name.encode() + b"\n" + sealed.encode(), identity
+        return sealed_original(cipher, letter), identity
 
     def _opened(self, stored: bytes) -> bytes:
         """The original bytes of a stored letter; b"" once its key is destroyed."""
-        if not stored.startswith(_NAMED) or self._keys is None:
+        if self._keys is None:
             return stored
-        name, _, sealed = stored[len(_NAMED):].partition(b"\n")
-        try:
-            return self._keys.cipher.open(name.decode(), sealed)
-        except (KeyDestroyed, Unopenable):
-            return b""
+        return opened_original(self._keys.cipher, stored)
 
     def create(self) -> None:
         create_tables(metadata, self.engine)

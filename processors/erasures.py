@@ -19,6 +19,25 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mbcjourney.processors.sql import chunked_in, create_tables, utc_text
 
+# The value of a ``patient.erased`` record on the events topic (keyed by the patient,
+# so it follows that patient's events in their partition): not JSON, not sealed, so it
+# can never be taken for an event; workers drop the patient, replays skip it.
+ERASURE_MARK = b"~erased:"
+ERASURE_MARK_LEN = len(ERASURE_MARK)
+
+
+def erasure_record(patient_id: str) -> bytes:
+    """The value of the ``patient.erased`` record of ``patient_id``."""
+    return ERASURE_MARK + patient_id.encode()
+
+
+def erased_patient(value: bytes) -> str | None:
+    """The patient a ``patient.erased`` record names (None: not one)."""
+    if value[:ERASURE_MARK_LEN] != ERASURE_MARK:
+        return None
+    return value[ERASURE_MARK_LEN:].decode(errors="replace") or None
+
+
 metadata = MetaData()
 
 erasures_table = Table(

@@ -36,6 +36,7 @@ from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.histories import Histories
 from mbcjourney.processors.kafkaio import SourceRecord, dead_letter_message
 from mbcjourney.processors.kafkaread import RangeReader
+from mbcjourney.processors.sealing import Cipher
 from mbcjourney.processors.worker import (
     HEARTBEAT_S,
     TAKE_CHUNK,
@@ -157,11 +158,12 @@ def _table_class() -> type[Any]:
 class TopicDeadLetters:
     """Dead letters through the app's producer; awaiting one waits for the broker's ack."""
 
-    def __init__(self, topic: Any) -> None:
+    def __init__(self, topic: Any, cipher: Cipher | None = None) -> None:
         self.topic = topic
+        self.cipher = cipher
 
     async def send(self, letter: DeadLetter) -> Any:
-        key, value, headers = dead_letter_message(letter)
+        key, value, headers = dead_letter_message(letter, self.cipher)
         future = await self.topic.send(key=key, value=value, headers=headers)
         return await future
 
@@ -175,8 +177,8 @@ def _record(event: Any) -> SourceRecord:
 SinkFactory = Callable[[Callable[[BaseException], None]], ProjectionSink]
 
 
-def create_app(config: WorkerConfig, sink: SinkFactory, alerts: LiveAlerts | None = None
-               ) -> Any:
+def create_app(config: WorkerConfig, sink: SinkFactory, alerts: LiveAlerts | None = None,
+               cipher: Cipher | None = None) -> Any:
     """A faust app for ``config``, writing through a sink; run it with :func:`run_app`.
 
     ``sink`` builds the projection sink given what to call when a write fails
@@ -211,7 +213,7 @@ def create_app(config: WorkerConfig, sink: SinkFactory, alerts: LiveAlerts | Non
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
     )
     use_eager_consumer(app)
-    histories = Histories(config.max_cached_events)
+    histories = Histories(config.max_cached_events, cipher)
     watch = RecoveryWatch()
     table = _table_class()(
         app, histories=histories, watch=watch, name=TABLE_NAME, key_type=bytes, value_type=bytes,
@@ -240,7 +242,8 @@ def create_app(config: WorkerConfig, sink: SinkFactory, alerts: LiveAlerts | Non
 
     writer = sink(stop_on_failure)
     processor = BatchProcessor(
-        histories=histories, changelog=table, dead_letters=TopicDeadLetters(dead_letters),
+        histories=histories, changelog=table,
+        dead_letters=TopicDeadLetters(dead_letters, cipher), cipher=cipher,
         ranges=RangeReader(config.bootstrap, config.topic), sink=writer,
         settings=config.settings, topic=config.topic,
         generation=lambda: int(app.consumer_generation_id), highwater=highwater,

@@ -32,8 +32,13 @@ from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import PatientIncluded
 from mbcjourney.events.codec import body_hash, decode_stored
 from mbcjourney.processors.admission import BirthYears, is_repeat
+from mbcjourney.processors.keys import KeyDestroyed
+from mbcjourney.processors.sealing import Cipher
 
 DELTA_FORMAT = 1
+# Entries of a sealed delta: patient id, NUL, the body sealed with that patient's key
+# (processors/sealing.py); a worker with a key store writes these.
+SEALED_DELTA_FORMAT = 2
 MAX_DELTA_BYTES = 512 * 1024  # stays well below Kafka's default 1 MiB request size
 DEFAULT_CACHED_EVENTS = 250_000
 
@@ -50,22 +55,31 @@ class Offer(Enum):
 
 
 def encode_deltas(offset: int, bodies: Sequence[bytes],
-                  max_bytes: int = MAX_DELTA_BYTES) -> Iterator[bytes]:
-    """Changelog values for ``bodies`` (in order), each below ``max_bytes`` when it can be."""
+                  max_bytes: int = MAX_DELTA_BYTES, *, sealed: bool = False) -> Iterator[bytes]:
+    """Changelog values for ``bodies`` (in order), each below ``max_bytes`` when it can be.
+
+    ``sealed``: the bodies are :func:`sealed_entry` values.
+    """
+    fmt = SEALED_DELTA_FORMAT if sealed else DELTA_FORMAT
     chunk: list[bytes] = []
     size = _HEADER.size
     for body in bodies:
         if chunk and size + _LENGTH.size + len(body) > max_bytes:
-            yield _delta(offset, chunk)
+            yield _delta(offset, chunk, fmt)
             chunk, size = [], _HEADER.size
         chunk.append(body)
         size += _LENGTH.size + len(body)
     if chunk:
-        yield _delta(offset, chunk)
+        yield _delta(offset, chunk, fmt)
 
 
-def _delta(offset: int, bodies: list[bytes]) -> bytes:
-    parts = [_HEADER.pack(DELTA_FORMAT, offset)]
+def sealed_entry(patient_id: str, sealed: str) -> bytes:
+    """A sealed delta's entry: whose key opens it, then the sealed body."""
+    return patient_id.encode() + b"\0" + sealed.encode()
+
+
+def _delta(offset: int, bodies: list[bytes], fmt: int = DELTA_FORMAT) -> bytes:
+    parts = [_HEADER.pack(fmt, offset)]
     for body in bodies:
         parts.append(_LENGTH.pack(len(body)))
         parts.append(body)
@@ -75,7 +89,7 @@ def _delta(offset: int, bodies: list[bytes]) -> bytes:
 def decode_delta(value: bytes) -> tuple[int, list[bytes]]:
     """(highest source offset, bodies) of a changelog value written by :func:`encode_deltas`."""
     version, offset = _HEADER.unpack_from(value, 0)
-    if version != DELTA_FORMAT:
+    if version not in (DELTA_FORMAT, SEALED_DELTA_FORMAT):
         raise ValueError(f"unknown history delta format {version}")
     bodies: list[bytes] = []
     at = _HEADER.size
@@ -143,7 +157,10 @@ class Histories:
     stays cached, and only the rest is decoded again.
     """
 
-    def __init__(self, max_cached_events: int = DEFAULT_CACHED_EVENTS) -> None:
+    def __init__(self, max_cached_events: int = DEFAULT_CACHED_EVENTS,
+                 cipher: Cipher | None = None) -> None:
+        self.cipher = cipher  # opens sealed changelog deltas
+        self.erased: set[str] = set()  # patients dropped for good (patient.erased)
         self.logs: dict[str, PatientLog] = {}
         self.positions: dict[int, int] = {}  # partition -> highest source offset restored/added
         self.max_cached_events = max_cached_events
@@ -189,8 +206,12 @@ class Histories:
     def restore(self, partition: int, value: bytes) -> int:
         """Apply one changelog delta of ``partition``; returns how many events were new."""
         offset, bodies = decode_delta(value)
+        sealed = value[0] == SEALED_DELTA_FORMAT
         added = 0
-        for body in bodies:
+        for entry in bodies:
+            body = self._opened(entry) if sealed else entry
+            if body is None:  # an erased patient's: the key is gone
+                continue
             ids = orjson.loads(body)
             # The key :meth:`PatientLog.offer` uses: the normalised UUID, not the text as
             # sent (an upper-case id restored as sent made its conflicting twin look new).
@@ -243,6 +264,30 @@ class Histories:
         del self._used[log.patient_id]
         self._cached -= len(log._events or ())
         log._events = None
+
+    def _opened(self, entry: bytes) -> bytes | None:
+        patient_id, _, sealed = entry.partition(b"\0")
+        if self.cipher is None:
+            raise ValueError("a sealed history delta, and no key store to open it")
+        name = patient_id.decode()
+        if name in self.erased:
+            return None
+        try:
+            return self.cipher.open(name, sealed)
+        except KeyDestroyed:
+            self.erased.add(name)
+            return None
+
+    def drop_patient(self, patient_id: str) -> bool:
+        """Forget an erased patient's history for good; True when this worker held it."""
+        self.erased.add(patient_id)
+        log = self.logs.pop(patient_id, None)
+        if log is None:
+            return False
+        if log._events is not None:
+            self._uncache(log)
+        self.births.forget([patient_id])
+        return True
 
     def drop_partitions(self, keep: set[int]) -> int:
         """Forget the histories of partitions not in ``keep`` (revoked); returns how many."""

@@ -29,7 +29,8 @@ import structlog
 
 from mbcjourney.events.errors import ConfigurationError, ServiceUnavailable
 from mbcjourney.events.limits import MAX_EVENT_BYTES
-from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.deadletters import DeadLetter, sealed_original
+from mbcjourney.processors.sealing import Cipher
 
 log = structlog.get_logger(__name__)
 
@@ -90,8 +91,10 @@ def dead_letter_for(record: SourceRecord, letter: DeadLetter) -> DeadLetter:
     return letter
 
 
-def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Headers]:
-    """(key, value, headers) of a dead letter on the dead-letter topic."""
+def dead_letter_message(letter: DeadLetter, cipher: Cipher | None = None
+                        ) -> tuple[bytes | None, bytes, Headers]:
+    """(key, value, headers) of a dead letter on the dead-letter topic; with ``cipher``
+    the value is sealed (:func:`~mbcjourney.processors.deadletters.sealed_original`)."""
     headers: Headers = [
         ("reason", letter.reason.encode()),
         ("origin", letter.origin.encode()),
@@ -109,6 +112,8 @@ def dead_letter_message(letter: DeadLetter) -> tuple[bytes | None, bytes, Header
         headers += [(TRUNCATED_FROM_HEADER, str(len(value)).encode()),
                     (SHA256_HEADER, hashlib.sha256(value).hexdigest().encode())]
         value = value[:MAX_EVENT_BYTES]
+    if cipher is not None and cipher.enabled:
+        value = sealed_original(cipher, replace(letter, original=value))
     return key, value, headers
 
 

@@ -260,11 +260,12 @@ class KeyStore:
                 dead.update(conn.execute(select(t.c.name).where(among)).scalars())
         return dead
 
-    def destroy(self, names: Iterable[str], at: datetime) -> int:
+    def destroy(self, names: Iterable[str], at: datetime, *, tombstone: bool = True) -> int:
         """Destroy these keys for good (tombstone first); returns how many keys were removed.
 
         On SQLite the deleted row's bytes are overwritten (``secure_delete``) and the
         write-ahead log is truncated, so the key is not left behind in the file.
+        Without ``tombstone`` (a replay's staging key) the name may get a new key later.
         """
         names = sorted(set(names))
         removed = 0
@@ -272,8 +273,9 @@ class KeyStore:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA secure_delete = ON")
             for name in names:
-                conn.execute(_insert_ignore(conn.dialect.name, destroyed_keys_table).values(
-                    name=name, destroyed_at=utc_text(at)))
+                if tombstone:
+                    conn.execute(_insert_ignore(conn.dialect.name, destroyed_keys_table)
+                                 .values(name=name, destroyed_at=utc_text(at)))
                 removed += conn.execute(
                     delete(patient_keys_table).where(patient_keys_table.c.name == name)
                 ).rowcount
@@ -284,6 +286,11 @@ class KeyStore:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
+
+    def destroyed_names(self) -> set[str]:
+        """Every name with a tombstone (erased patients, expired dead-letter months)."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(destroyed_keys_table.c.name)).scalars())
 
     def forget(self, names: Iterable[str]) -> None:
         """Drop cached keys (a worker told that a patient was erased elsewhere)."""

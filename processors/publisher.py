@@ -46,6 +46,7 @@ from mbcjourney.processors.kafkaio import (
     connect,
     dead_letter_message,
 )
+from mbcjourney.processors.sealing import Cipher
 
 log = structlog.get_logger(__name__)
 
@@ -130,8 +131,13 @@ def publish_lines(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
     on_item: ItemOutcome | None = None,
+    cipher: Cipher | None = None,
 ) -> PublishSummary:
     """Validate every line; produce the good ones, dead-letter the others; confirm every send.
+
+    With ``cipher`` (every deployment but a benchmark's baseline) each value is sealed
+    with its patient's data key, dead letters as the dead-letter store seals them: the
+    topics hold no clinical fact in clear (the key, the patient id, routes them).
 
     ``on_item`` (as for :func:`~mbcjourney.processors.ingest.ingest_lines`) hears each
     line's outcome once every send is confirmed: ``accepted`` means published (the
@@ -141,14 +147,24 @@ def publish_lines(
     told: list[tuple[int, str, str | None, InvalidEvent | None]] = []
     pending = _Pending()
     births = BirthYears()  # inclusions seen earlier in this file only
+    sealing = cipher is not None and cipher.enabled
+    gone = cipher.erased_names() if sealing and cipher is not None else set()
+
+    def erased(patients: set[str]) -> set[str]:
+        return patients & gone
+
     for checked in validate_lines(lines, births, received_at=received_at,
-                                  batch_size=batch_size):
+                                  batch_size=batch_size, erased=erased):
         summary.read += len(checked.lines)
+        if sealing and cipher is not None:
+            cipher.prepare({item.row.patient_id for item in checked.valid})
         for item in checked.valid:
             row = item.row
             number = checked.lines[item.at][0]
+            value = (cipher.seal(row.patient_id, row.body.encode()).encode()
+                     if sealing and cipher is not None else row.body.encode())
             pending.add(f"{origin}:{number}", producer.send(
-                topic, key=row.patient_id.encode(), value=row.body.encode()))
+                topic, key=row.patient_id.encode(), value=value))
             summary.patients.add(row.patient_id)
             if on_item is not None:
                 told.append((number, ACCEPTED, row.event_id, None))
@@ -156,7 +172,7 @@ def publish_lines(
         for index, error in checked.rejected:
             number, raw = checked.lines[index]
             _dead_letter(producer, pending, dead_letter_topic, raw, error,
-                         f"{origin}:{number}", received_at)
+                         f"{origin}:{number}", received_at, cipher)
             summary.rejected[error.reason_code] += 1
             if on_item is not None:
                 told.append((number, REJECTED, None, error))
@@ -173,8 +189,10 @@ def publish_lines(
 
 
 def _dead_letter(producer: Producer, pending: _Pending, topic: str, raw: bytes,
-                 error: InvalidEvent, origin: str, received_at: datetime) -> None:
-    key, value, headers = dead_letter_message(DeadLetter.of(raw, error, origin, received_at))
+                 error: InvalidEvent, origin: str, received_at: datetime,
+                 cipher: Cipher | None) -> None:
+    key, value, headers = dead_letter_message(DeadLetter.of(raw, error, origin, received_at),
+                                              cipher)
     pending.add(f"dead letter {origin}", producer.send(topic, key=key, value=value,
                                                        headers=headers))
     log.debug("event.rejected", origin=origin, event_type=error.event_type,

@@ -24,6 +24,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -41,7 +42,9 @@ class Unopenable(ValueError):
 
 
 def is_sealed(body: str | bytes) -> bool:
-    return body.startswith(SEALED_PREFIX if isinstance(body, str) else _SEALED_BYTES)
+    if isinstance(body, str):
+        return body.startswith(SEALED_PREFIX)
+    return body.startswith(_SEALED_BYTES)
 
 
 @dataclass
@@ -108,7 +111,7 @@ class Sealer:
             raise Unopenable("a sealed value that does not open with its patient's key") from None
 
     def content_hash(self, patient_id: str, body: bytes) -> str:
-        """A keyed fingerprint of clear bytes: equal for equal bytes, meaningless without the key."""
+        """A keyed fingerprint of clear bytes: equal bytes, equal hash; noise without the key."""
         key = self._key(patient_id, create=True).hash_key
         return hashlib.blake2b(body, key=key, digest_size=16, person=_HASH_PERSON).hexdigest()
 
@@ -130,6 +133,15 @@ class Sealer:
         for patient_id in ids:
             self._open.pop(patient_id, None)
         self.keys.forget(ids)
+
+    def erased_names(self) -> set[str]:
+        """Every patient (and dead-letter month) whose key was destroyed."""
+        return self.keys.destroyed_names()
+
+    def discard(self, name: str) -> None:
+        """Destroy a working key (a replay's staging key) without a tombstone."""
+        self._open.pop(name, None)
+        self.keys.destroy([name], datetime.now().astimezone(), tombstone=False)
 
 
 class PlainText:
@@ -158,6 +170,12 @@ class PlainText:
         return b""
 
     def forget(self, patient_ids: Iterable[str]) -> None:
+        return None
+
+    def erased_names(self) -> set[str]:
+        return set()
+
+    def discard(self, name: str) -> None:
         return None
 
 

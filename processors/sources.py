@@ -45,6 +45,9 @@ from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.codec import decode_stored_row
 from mbcjourney.events.errors import ConfigurationError, InvalidEvent, ServiceUnavailable
 from mbcjourney.processors.kafkaread import Chunk, RangeDeleted, TopicReader
+from mbcjourney.processors.keyring import key_store
+from mbcjourney.processors.keys import KeyDestroyed
+from mbcjourney.processors.sealing import Cipher, Sealer, Unopenable
 from mbcjourney.processors.sql import utc_text as _utc_text
 
 log = structlog.get_logger(__name__)
@@ -52,6 +55,8 @@ log = structlog.get_logger(__name__)
 Positions = dict[str, int]  # where to resume: {"<partition>": next offset} or {"offset", "line"}
 Snapshot = dict[str, Any]  # JSON-able: what "the whole source" means for one build
 
+# Why a stored body that does not open is not folded (tampered with, or another key store's).
+UNOPENABLE_REASON = "$: sealed, and does not open with its patient's key"
 STAGE_BATCH = 20_000  # records per yielded batch
 _SQL_FETCH = 5_000
 
@@ -79,6 +84,7 @@ class PatientEvents:
     read: int
     rejected: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    erased: bool = False  # the patient was erased: ``events`` is empty, ``read`` counts the rest
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -111,9 +117,10 @@ class ArrivalSource(Protocol):
 class SqliteLogSource:
     """The embedded event log (``sqlite:///PATH``), opened read-only, read patient by patient."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cipher: Cipher | None = None) -> None:
         self.path = path.resolve()
         self.uri = f"sqlite:///{self.path}"
+        self._cipher = cipher
         if not self.path.is_file():
             raise ConfigurationError(f"--source {self.uri}: no such file")
         with self._connect() as conn:
@@ -129,6 +136,13 @@ class SqliteLogSource:
             raise ServiceUnavailable(f"cannot open {self.uri} read-only: {exc}") from None
         conn.execute("PRAGMA query_only = ON")
         return conn
+
+    @property
+    def cipher(self) -> Cipher:
+        """The log's sealer (its key store beside it, or as configured)."""
+        if self._cipher is None:
+            self._cipher = Sealer(key_store(self.uri))
+        return self._cipher
 
     def snapshot(self) -> Snapshot:
         with self._connect() as conn:
@@ -164,19 +178,30 @@ class SqliteLogSource:
                 "SELECT patient_id, event_type, schema_version, body FROM events "
                 f"{where} ORDER BY patient_id, position", params)
             decode = decode_stored_row
+            opened = self.cipher.open
             blocks = iter(partial(cursor.fetchmany, _SQL_FETCH), [])
             for patient_id, rows in groupby(chain.from_iterable(blocks), key=itemgetter(0)):
                 events: list[ClinicalEvent] = []
                 append = events.append
                 rejected: Counter[str] = Counter()
                 read = 0
+                erased = False
                 for _pid, event_type, version, body in rows:
                     read += 1
+                    if erased:
+                        continue
                     try:
-                        append(decode(event_type, version, body))
+                        append(decode(event_type, version, opened(patient_id, body)))
+                    except KeyDestroyed:
+                        erased = True
+                    except Unopenable:
+                        rejected[UNOPENABLE_REASON] += 1
                     except InvalidEvent as error:
                         rejected[error.reason_code] += 1
-                yield PatientEvents(patient_id, events, read, rejected)
+                if erased:
+                    yield PatientEvents(patient_id, [], read, Counter(), erased=True)
+                else:
+                    yield PatientEvents(patient_id, events, read, rejected)
         finally:
             conn.close()
 

@@ -58,19 +58,27 @@ from mbcjourney.processors.db import (
     patient_key,
     sqlite_file,
 )
+from mbcjourney.processors.sealing import Cipher
 
 RUN_BITS = 32  # staging ids: run number << RUN_BITS | row number in the (sorted) run
 MERGE_BUFFER = 20_000  # staged rows read ahead, over all runs, while merging them
 
 StagedRow = tuple[str, int, int, int, bytes]  # (patient, partition, seq, received_us, body)
+# A staged clear body (a JSON Lines line) is sealed with the build's staging key:
+# ``~s`` + the sealed text.  Kafka values come sealed with their patient's key already.
+STAGED_PREFIX = b"~s"
 
 
 class Staging:
     """The staged records of one build (table prefix ``prefix``) of a target database."""
 
-    def __init__(self, target: Engine, prefix: str) -> None:
+    def __init__(self, target: Engine, prefix: str, cipher: Cipher | None = None) -> None:
         self.path = staging_file(target, prefix)
         self.engine = target
+        self.cipher = cipher
+        # One key per build, destroyed with the staging: a crash leaves nothing readable
+        # once the build is dropped, and a resumed build still opens what it staged.
+        self._key_name = f"#staging:{prefix}"
         if self.path is not None:
             self.engine = make_engine(f"sqlite:///{self.path}")
             bound_memory(self.engine)
@@ -112,8 +120,22 @@ class Staging:
                 f"an older version of replay; drop it (journey projections drop {name} "
                 f"{version}) and replay again")
 
+    def seal(self, body: bytes) -> bytes:
+        """``body`` as staged: sealed with the staging key unless sealed already."""
+        if self.cipher is None or not self.cipher.enabled or body[:2] == b"~1":
+            return body
+        return STAGED_PREFIX + self.cipher.seal(self._key_name, body).encode()
+
+    def unstage(self, body: bytes) -> bytes:
+        """The bytes that were staged (see :meth:`seal`)."""
+        if body[:2] != STAGED_PREFIX or self.cipher is None:
+            return body
+        return self.cipher.open(self._key_name, body[2:])
+
     def remove(self) -> None:
-        """Delete the staged records (the file, on SQLite); nothing if there are none."""
+        """Delete the staged records (the file, on SQLite) and the staging key."""
+        if self.cipher is not None:
+            self.cipher.discard(self._key_name)
         if self.path is None:
             with self.engine.begin() as conn:
                 self.table.drop(conn, checkfirst=True)
@@ -131,7 +153,8 @@ class Staging:
     def append(self, run: int, rows: list[StagedRow], progress: dict[str, Any]) -> None:
         """Stage one run (``rows`` sorted) and the build's progress, in one transaction."""
         base = run << RUN_BITS
-        numbered = [(base + i, *row) for i, row in enumerate(rows)]
+        seal = self.seal
+        numbered = [(base + i, *row[:4], seal(row[4])) for i, row in enumerate(rows)]
         columns = "id, patient_id, part, seq, received_us, body"
         with self.engine.begin() as conn:
             if numbered and self._postgres:

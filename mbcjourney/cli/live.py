@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mbcjourney.bootstrap import open_publisher, run_worker
+from mbcjourney.bootstrap import open_publisher, open_sealer, run_worker
 from mbcjourney.cli.options import (
     Context,
     bootstrap_option,
@@ -36,9 +36,12 @@ from mbcjourney.processors.worker import BATCH_MAX, PROJECT_EVERY, WorkerConfig
 @bootstrap_option
 @topic_option
 @dead_letter_topic_option
+@click.option("--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
+              help="Key store of the deployment (or JOURNEY_KEYS_URL), usually the workers' "
+                   "PostgreSQL database: every value is sealed with its patient's key.")
 @pass_context
-def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_topic: str
-            ) -> None:
+def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_topic: str,
+            keys_url: str | None) -> None:
     """Validate a JSON Lines FILE ('-' for stdin) and publish it to Kafka.
 
     The same validation as `journey ingest`; good events go to the event topic
@@ -46,14 +49,23 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
     dead-letter topic with their original bytes and reason.  Exit status 1 when
     any line was rejected.
 
-    Example: journey publish cohort.jsonl --bootstrap 127.0.0.1:19092
+    Every value is sealed with its patient's data key (needs JOURNEY_MASTER_KEY_FILE
+    and the key store: --keys or JOURNEY_KEYS_URL).
+
+    Example: journey publish cohort.jsonl --bootstrap 127.0.0.1:19092 --keys "$JOURNEY_PG_URL"
     """
     if str(file) != "-" and not file.exists():
         raise click.BadParameter(f"{file} does not exist", param_hint="FILE")
+
     # kafka-python's I/O thread warns whenever validation holds the GIL for 0.1 s: noise,
     # since every send's acknowledgement is checked.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     with open_publisher(bootstrap, (topic, dead_letter_topic)) as producer, ExitStack() as stack:
+        if keys_url is None:
+            raise click.UsageError("journey publish seals every event with its patient's key: "
+                                   "pass --keys URL (the workers' PostgreSQL database) or set "
+                                   "JOURNEY_KEYS_URL")
+        cipher = open_sealer(keys_url=keys_url)
         if str(file) == "-":
             stream, origin, total = sys.stdin.buffer, "stdin", None
         else:
@@ -62,7 +74,8 @@ def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_to
         with ctx.progress(total, "ev", "publish") as advance:
             summary = publish_lines(numbered_lines(stream), producer, origin=origin,
                                     received_at=datetime.now(UTC), topic=topic,
-                                    dead_letter_topic=dead_letter_topic, on_batch=advance)
+                                    dead_letter_topic=dead_letter_topic, on_batch=advance,
+                                    cipher=cipher)
     click.echo(f"read {summary.read} lines: {summary.published} published, "
                f"{summary.rejected_total} rejected ({len(summary.patients)} patients)")
     print_rejections(summary)

@@ -104,7 +104,8 @@ class Backend:
         else:
             publish_lines(items, self.producer, origin=origin, received_at=received_at,
                           topic=self.config.topic,
-                          dead_letter_topic=self.config.dead_letter_topic, on_item=tell)
+                          dead_letter_topic=self.config.dead_letter_topic, on_item=tell,
+                          cipher=self.engine.log.cipher)
         return [told[n] for n, _ in items if n in told]
 
     def refuse_body(self, raw: bytes, error: InvalidEvent, *, origin: str) -> None:
@@ -113,7 +114,7 @@ class Backend:
         if self.producer is None:
             self.engine.log.dead_letter([letter])
         else:
-            key, value, headers = dead_letter_message(letter)
+            key, value, headers = dead_letter_message(letter, self.engine.log.cipher)
             self.producer.send(self.config.dead_letter_topic, key=key, value=value,
                                headers=headers).get(timeout=SEND_TIMEOUT_S)
 

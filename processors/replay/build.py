@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Generator
 from contextlib import closing, nullcontext
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.processors.admission import TOMBSTONE
 from mbcjourney.processors.bulk import bulk_allocation
 from mbcjourney.processors.db import bound_memory, sqlite_file
+from mbcjourney.processors.keyring import key_store
 from mbcjourney.processors.replay.admit import _admit, _patient_of, _refused, _usable_id
 from mbcjourney.processors.replay.content_hash import table_hash
 from mbcjourney.processors.replay.state import (
@@ -42,6 +44,7 @@ from mbcjourney.processors.replay.versions import (
     get_version,
     versions_table,
 )
+from mbcjourney.processors.sealing import Cipher, Sealer
 from mbcjourney.processors.sources import (
     ArrivalSource,
     JsonlSource,
@@ -83,6 +86,12 @@ class Replay:
         self._batches = 0
         bound_memory(engine)
 
+    def _cipher(self) -> Cipher:
+        """The keys that open the source: the log's own, or those of the target's store."""
+        if isinstance(self.source, SqliteLogSource):
+            return self.source.cipher
+        return Sealer(key_store(self.engine.url.render_as_string(hide_password=False)))
+
     # --- identity -----------------------------------------------------------------------------
 
     def _options_json(self) -> dict[str, Any]:
@@ -123,8 +132,10 @@ class Replay:
         self.sink = self.target.sink(self.engine, info.prefix)
         self.state = _Progress.of(info.progress)
         self.staging: Staging | None = None
+        self.cipher = self._cipher()
+        self.erased = self.cipher.erased_names()
         if not isinstance(self.source, SqliteLogSource):
-            self.staging = Staging(self.engine, info.prefix)
+            self.staging = Staging(self.engine, info.prefix, self.cipher)
             if resumed_from is None:
                 self.staging.create()
             elif resumed_from in ("stage", "fold"):
@@ -270,7 +281,9 @@ class Replay:
         assert self.staging is not None
         staged = self.staging.by_patient(after)
         keyed = isinstance(self.source, KafkaSource)
-        return self.staging.count(after), (_admit(patient_id, rows, keyed=keyed)
+        admit = partial(_admit, keyed=keyed, cipher=self.cipher, erased=self.erased,
+                        unstage=self.staging.unstage)
+        return self.staging.count(after), (admit(patient_id, rows)
                                            for patient_id, rows in staged)
 
     def _fold(self) -> None:
@@ -292,6 +305,11 @@ class Replay:
         with closing(groups), self.progress(
                 total, "ev", f"replay {self.info.name} v{self.info.version}") as advance:
             for group in groups:
+                if group.erased:  # consent withdrawn: counted, never folded
+                    counts.erased += group.read
+                    state.folded_through = group.patient_id
+                    advance(group.read)
+                    continue
                 history = build_history(group.patient_id, group.events, view)
                 batch_item = self._apply(history, group)
                 if batch_item is not None:

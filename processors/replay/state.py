@@ -36,6 +36,7 @@ class Counts:
     patients: int = 0
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    erased: int = 0  # records of erased patients (consent withdrawn, key destroyed): skipped
 
     @property
     def rejected_total(self) -> int:
@@ -43,12 +44,14 @@ class Counts:
 
     def as_json(self) -> dict[str, Any]:
         return {"read": self.read, "events": self.events, "patients": self.patients,
-                "duplicates": self.duplicates, "rejected": dict(sorted(self.rejected.items()))}
+                "duplicates": self.duplicates, "rejected": dict(sorted(self.rejected.items())),
+                "erased": self.erased}
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Counts:
         return cls(data.get("read", 0), data.get("events", 0), data.get("patients", 0),
-                   data.get("duplicates", 0), Counter(data.get("rejected", {})))
+                   data.get("duplicates", 0), Counter(data.get("rejected", {})),
+                   data.get("erased", 0))
 
 
 @dataclass

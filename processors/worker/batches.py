@@ -13,12 +13,14 @@ from typing import Any
 import structlog
 
 from mbcjourney.events.errors import EventConflict, InvalidEvent
-from mbcjourney.processors.admission import decode_record
+from mbcjourney.processors.admission import ERASED, decode_record, refusal
 from mbcjourney.processors.applied_events import PendingRow, pending_row
 from mbcjourney.processors.bulk import BULK_GC_THRESHOLD
 from mbcjourney.processors.deadletters import DeadLetter
-from mbcjourney.processors.histories import Histories, Offer, encode_deltas
+from mbcjourney.processors.erasures import ERASURE_MARK, ERASURE_MARK_LEN, erased_patient
+from mbcjourney.processors.histories import Histories, Offer, encode_deltas, sealed_entry
 from mbcjourney.processors.kafkaio import EVENTS_TOPIC, SourceRecord, dead_letter_for
+from mbcjourney.processors.sealing import Cipher
 from mbcjourney.processors.store import Checkpoint
 from mbcjourney.processors.worker.config import (
     BACKLOG_LAG,
@@ -81,8 +83,14 @@ class BatchProcessor:
         backlog_lag: int = BACKLOG_LAG,
         project_every: int = PROJECT_EVERY,
         freeze_gc: bool = False,
+        cipher: Cipher | None = None,
     ) -> None:
         self.histories = histories
+        # Values arrive sealed (journey publish): opened with the patient's key; the
+        # changelog deltas and dead letters this worker writes are sealed the same way.
+        self.cipher = cipher if cipher is not None and cipher.enabled else None
+        if self.cipher is not None and histories.cipher is None:
+            histories.cipher = self.cipher
         self.changelog = changelog
         self.dead_letters = dead_letters
         self.ranges = ranges
@@ -107,6 +115,7 @@ class BatchProcessor:
         # that write's transaction (held as long as the rows that cover them, no longer).
         self._unlogged: list[PendingRow] = []
         self._applied_since_write = 0
+        self._erased_now: set[str] = set()  # erased since the last write: rows to delete
         self._lock = asyncio.Lock()
         self._arrived = asyncio.Event()  # records were handed over
         self._room = asyncio.Event()  # pending below its bound
@@ -231,7 +240,8 @@ class BatchProcessor:
         self._applied_since_write += stats.records
 
         for partition, delta in deltas.items():
-            for value in encode_deltas(delta.offset, delta.bodies):
+            for value in encode_deltas(delta.offset, delta.bodies,
+                                       sealed=self.cipher is not None):
                 pending.append(self.changelog.append(partition, delta.offset, value))
         clock = _Clock(started)
         stats.deferred = not write and (
@@ -242,6 +252,9 @@ class BatchProcessor:
             histories = self.histories
             journeys = [project(p, histories.events(p), self.settings)
                         for p in sorted(touched) if histories.get(p) is not None]
+            # an erased patient's rows go, whatever this worker wrote before the erasure
+            journeys += [project(p, [], self.settings) for p in sorted(self._erased_now)]
+            self._erased_now.clear()
         stats.patients = len(journeys)
         stats.redecoded = self.histories.redecoded - redecoded
         clock.lap("project")
@@ -280,9 +293,16 @@ class BatchProcessor:
                pending: list[Awaitable[Any]]) -> str | None:
         """Offer one record to its patient's history; returns the patient when it counts."""
         raw = record.value or b""
+        if raw[:ERASURE_MARK_LEN] == ERASURE_MARK:
+            self._erase(record)
+            return None
+        cipher = self.cipher
         try:
             event, body = decode_record(record.value, received_at=record.received_at,
-                                        key=record.key)
+                                        key=record.key,
+                                        opener=cipher.open if cipher is not None else None)
+            if event.patient_id in self.histories.erased:  # a clear value, after the erasure
+                raise refusal(ERASED, event.event_type)
             held = self.histories.get(event.patient_id)
             if held is None or str(event.event_id) not in held.facts:  # a repeat: step 4
                 self.histories.births.admit(event)
@@ -296,12 +316,14 @@ class BatchProcessor:
             stats.new += 1
             self._unlogged.append(pending_row(event, body))
             self.histories.advance(record.partition, record.offset)
+            entry = body if cipher is None else sealed_entry(
+                event.patient_id, cipher.seal(event.patient_id, body))
             delta = deltas.get(record.partition)
             if delta is None:
-                deltas[record.partition] = _Delta(record.offset, [body])
+                deltas[record.partition] = _Delta(record.offset, [entry])
             else:
                 delta.offset = record.offset
-                delta.bodies.append(body)
+                delta.bodies.append(entry)
         elif outcome is Offer.DUPLICATE:
             stats.duplicates += 1
         else:
@@ -310,6 +332,23 @@ class BatchProcessor:
                 pending.append(self._dead_letter(record, raw, EventConflict(event.event_type)))
             return None
         return event.patient_id
+
+    def _erase(self, record: SourceRecord) -> None:
+        """A ``patient.erased`` record (``journey erase``): forget the patient here.
+
+        ``journey erase`` destroyed the key and removed the stored rows; this worker
+        drops the history it holds, its cached key and the rows it has not written.
+        """
+        patient_id = erased_patient(record.value or b"")
+        if not patient_id:
+            return
+        self.histories.drop_patient(patient_id)
+        self._unprojected.discard(patient_id)
+        self._unlogged = [row for row in self._unlogged if row.patient_id != patient_id]
+        if self.cipher is not None:
+            self.cipher.forget([patient_id])
+        self._erased_now.add(patient_id)
+        log.info("worker.patient_erased", partition=record.partition, offset=record.offset)
 
     def _dead_letter(self, record: SourceRecord, raw: bytes, error: InvalidEvent
                      ) -> Awaitable[Any]:

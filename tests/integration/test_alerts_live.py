@@ -263,7 +263,8 @@ class LiveAlerting:
 
     def publish(self, path: Path) -> None:
         journey("publish", str(path), "--bootstrap", self.bootstrap, "--topic", self.topic,
-                "--dead-letter-topic", self.dead_letter_topic, cwd=self.tmp, ok=(0, 1))
+                "--dead-letter-topic", self.dead_letter_topic, "--keys", self.db_url,
+                cwd=self.tmp, ok=(0, 1))
 
     def wait_done(self, workers: list[Worker]) -> None:
         ends = end_offsets(self.bootstrap, self.topic)

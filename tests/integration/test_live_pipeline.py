@@ -74,7 +74,7 @@ class Live:
     def publish(self, path: Path) -> subprocess.CompletedProcess[str]:
         return journey("publish", str(path), "--bootstrap", self.bootstrap, "--topic",
                        self.topic, "--dead-letter-topic", self.dead_letter_topic,
-                       cwd=self.tmp, ok=(0, 1))
+                       "--keys", self.db_url, cwd=self.tmp, ok=(0, 1))
 
     def ends(self) -> dict[int, int]:
         return end_offsets(self.bootstrap, self.topic)

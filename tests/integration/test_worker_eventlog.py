@@ -124,7 +124,7 @@ def test_a_workers_store_answers_as_the_embedded_engine_and_a_replay_changes_no_
         with deployment.worker("worker") as worker:
             journey("publish", str(cohort), "--bootstrap", deployment.bootstrap, "--topic",
                     deployment.topic, "--dead-letter-topic", deployment.dead_letter_topic,
-                    cwd=tmp_path, ok=(0, 1))
+                    "--keys", deployment.db_url, cwd=tmp_path, ok=(0, 1))
             ends = end_offsets(deployment.bootstrap, deployment.topic)
             wait_until(lambda: checkpoints.reached(ends), timeout=DONE_TIMEOUT_S,
                        what=f"checkpoints at the end offsets {ends}", workers=[worker])
