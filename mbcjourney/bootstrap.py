@@ -38,6 +38,8 @@ from mbcjourney.processors.alerting import AlertConfig, AlertTables, KafkaEmitte
 from mbcjourney.processors.alerting_live import LiveAlerting, LogProgress
 from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.db import existing_database, make_engine
+from mbcjourney.processors.erasing import ErasureResult, erase_patient
+from mbcjourney.processors.erasures import erasure_record
 from mbcjourney.processors.eventlog import SqlEventLog
 from mbcjourney.processors.kafkaio import broker_reachable, require_topics
 from mbcjourney.processors.keyring import key_store
@@ -56,8 +58,8 @@ if TYPE_CHECKING:  # FastAPI is imported only by the commands that serve
 
     from mbcjourney.service import ServiceConfig
 
-__all__ = ["open_access", "open_database", "open_engine", "open_live_alerting", "open_publisher",
-           "open_sealer", "open_service", "run_worker"]
+__all__ = ["erase_everywhere", "open_access", "open_database", "open_engine", "open_event_log",
+           "open_live_alerting", "open_publisher", "open_sealer", "open_service", "run_worker"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +89,36 @@ def open_database(db: str | None = None, *, create: bool = False) -> Iterator[En
         yield engine
     finally:
         engine.dispose()
+
+
+# --- keys and erasure --------------------------------------------------------------------
+
+
+@contextmanager
+def open_event_log(db: str | None = None, keys_url: str | None = None,
+                   *, create: bool = False) -> Iterator[SqlEventLog]:
+    """The SQL event log on ``db`` (embedded SQLite or the workers' PostgreSQL) with its
+    key store (``keys_url``, else ``JOURNEY_KEYS_URL``, else the log's own)."""
+    url = database_url(db)
+    with open_database(url, create=create) as engine:
+        cipher = Sealer(key_store(url, keys_url=keys_url))
+        event_log = SqlEventLog(engine, cipher)
+        event_log.create()
+        yield event_log
+
+
+def erase_everywhere(event_log: SqlEventLog, patient_id: str, *, reason: str, by: str,
+                     at: datetime, bootstrap: str | None = None,
+                     topic: str = "mbc.clinical-events") -> ErasureResult:
+    """``journey erase``: the patient erased from the log's stores and, with
+    ``bootstrap``, a ``patient.erased`` record on the event topic for the workers."""
+    result = erase_patient(event_log, patient_id, reason=reason, by=by, at=at)
+    if bootstrap is not None:
+        with open_publisher(bootstrap, (topic,)) as producer:
+            producer.send(topic, key=patient_id.encode(),
+                          value=erasure_record(patient_id)).get(timeout=120)
+            producer.flush(timeout=120)
+    return result
 
 
 # --- the HTTP service -----------------------------------------------------------------

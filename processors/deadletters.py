@@ -39,6 +39,7 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -193,6 +194,23 @@ class DeadLetterStore:
                            r.event_id, r.event_type, r.patient_id)
                 for r in rows
             ]
+
+    def seal_clear(self) -> int:
+        """Seal the originals kept in clear (a store from before encryption)."""
+        t = dead_letters_table
+        done = 0
+        with self.engine.begin() as conn:
+            for r in conn.execute(select(t)).all():
+                original = bytes(r.original)
+                if not original or original.startswith(_NAMED):
+                    continue
+                letter = DeadLetter(original, r.reason, r.origin, r.received_at, r.event_id,
+                                    r.event_type, r.patient_id)
+                stored, identity = self._sealed(letter)
+                conn.execute(update(t).where(t.c.id == r.id).values(
+                    original=stored, original_sha256=identity))
+                done += 1
+        return done
 
     def remove_patient(self, patient_id: str) -> int:
         """Delete an erased patient's dead letters (a work queue, not the immutable log)."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Text,
     func,
     select,
+    update,
 )
 
 from mbcjourney.events import ClinicalEvent, encode_event
@@ -410,6 +411,49 @@ class SqlEventLog:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
+
+    def count_of(self, patient_id: str) -> int:
+        """How many events of ``patient_id`` the log holds (sealed or not)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events_table).where(
+                events_table.c.patient_id == patient_id)).scalar_one())
+
+    def seal_clear_rows(self, batch: int = 5_000,
+                        on_batch: Callable[[int], None] | None = None) -> int:
+        """The migration of a log written before encryption: every clear body sealed in
+        place (content hash keyed, clinical date replaced by its bound), in batches by
+        position; returns how many rows were sealed.  Rows of erased patients stay as
+        they are (their key is gone): erase them again after the migration."""
+        cipher = self.cipher
+        if not cipher.enabled:
+            raise KeyDestroyed("no key store: nothing to seal with")
+        t = events_table
+        sealed = 0
+        after = 0
+        while True:
+            with self.engine.begin() as conn:
+                rows = conn.execute(
+                    select(t.c.position, t.c.event_id, t.c.event_type, t.c.schema_version,
+                           t.c.patient_id, t.c.occurred_on, t.c.recorded_at,
+                           t.c.content_hash, t.c.body)
+                    .where(t.c.position > after).order_by(t.c.position).limit(batch)).all()
+                if not rows:
+                    break
+                after = rows[-1].position
+                clear = [r for r in rows if not r.body.startswith("~")]
+                erased = cipher.prepare({r.patient_id for r in clear})
+                clear = [r for r in clear if r.patient_id not in erased]
+                for r, new in zip(clear, self.sealed_rows(
+                        [EventRow(*r[1:]) for r in clear]), strict=True):
+                    conn.execute(update(t).where(t.c.position == r.position).values(
+                        occurred_on=new.occurred_on, content_hash=new.content_hash,
+                        body=new.body))
+                sealed += len(clear)
+            if on_batch is not None:
+                on_batch(len(rows))
+        watermarks.refill(self.engine)  # they held the clinical dates
+        self.letters.seal_clear()
+        return sealed
 
     def dead_letters(self) -> list[DeadLetter]:
         return self.letters.all()

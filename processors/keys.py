@@ -64,6 +64,10 @@ _NONCE_BYTES = 12
 _CHECK_NAME = "#check"
 _CHECK_VALUE = b"mbc-journey key store check v1"
 DEAD_LETTER_PREFIX = "#dead-letters:"
+# How long a dead letter of an unknown patient stays readable (to be fixed and sent
+# again) before ``journey keys reconcile`` destroys its month's key: a year covers a
+# study's slowest correction cycle; a data-protection officer may set less.
+DEAD_LETTER_RETENTION_DAYS = 365
 
 metadata = MetaData()
 

@@ -55,6 +55,16 @@ def create(engine: Engine) -> None:
             "GROUP BY patient_id ON CONFLICT (patient_id) DO NOTHING"))
 
 
+def refill(engine: Engine) -> None:
+    """Compute every watermark again from the events (after their rows were rewritten)."""
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM patient_watermarks"))
+        conn.execute(text(
+            "INSERT INTO patient_watermarks (patient_id, occurred_on, recorded_at) "
+            "SELECT patient_id, MAX(occurred_on), MAX(recorded_at) FROM events "
+            "GROUP BY patient_id"))
+
+
 def note(conn: Connection, rows: Sequence[Appended]) -> None:
     """Raise the watermarks of the patients of these newly appended rows."""
     latest: dict[str, tuple[str, str]] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mbcjourney import logs
-from mbcjourney.cli import alerts, contract, embedded, live, reading, replay, service
+from mbcjourney.cli import alerts, contract, embedded, keys, live, reading, replay, service
 from mbcjourney.cli.options import Context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -49,6 +49,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         replay.replay, replay.projections,
         alerts.alerts,
         service.serve, service.tokens, service.audit,
+        keys.erase, keys.keys,
     ],
     reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
     contract.schemas: [contract.schemas_export],
