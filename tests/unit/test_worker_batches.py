@@ -59,9 +59,10 @@ def store(tmp_path: Path) -> ProjectionStore:
 
 
 def rig(store: ProjectionStore, executor: ThreadPoolExecutor, topic: FakeTopic,
-        histories: Histories | None = None, batch_max: int = 20_000) -> WorkerRig:
+        histories: Histories | None = None, batch_max: int = 20_000,
+        **options: Any) -> WorkerRig:
     return worker_rig(store, executor, consumer=f"worker:{TOPIC}", ranges=topic,
-                      histories=histories, topic=TOPIC, batch_max=batch_max)
+                      histories=histories, topic=TOPIC, batch_max=batch_max, **options)
 
 
 def run(coro: Any) -> Any:
@@ -505,3 +506,60 @@ def test_the_embedded_engine_reads_a_workers_store_without_re_projecting_it(
         assert engine.patient_rows() == store.patient_rows()
         assert engine.store.checkpoint("embedded") == {}  # nothing projected here
         assert engine.line_rows() == embedded_rows(cohort_lines, tmp_path)[1]
+
+
+# --- sealed values (encryption at rest) ------------------------------------------------------
+
+
+def sealed_topic(lines: list[bytes], cipher: Any) -> FakeTopic:
+    """Publish a file as ``journey publish`` does with a key store: every value sealed."""
+    topic = FakeTopic()
+    for checked in validate_lines(list(enumerate(lines, start=1)), BirthYears(),
+                                  received_at=RECEIVED):
+        for item in checked.valid:
+            row = item.row
+            topic.publish(row.patient_id.encode(), cipher.seal(row.patient_id,
+                                                               row.body.encode()).encode())
+    return topic
+
+
+def test_sealed_values_project_as_clear_ones_and_the_changelog_stays_sealed(
+        cohort_lines: list[bytes], tmp_path: Path, store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    cipher = SqlEventLog(store.engine).cipher
+    topic = sealed_topic(cohort_lines, cipher)
+    worker = rig(store, executor, topic, cipher=cipher)
+    run(process_all(worker.processor, in_batches(topic.everything(), 700)))
+
+    assert rows(store) == embedded_rows(cohort_lines, tmp_path)
+    assert worker.dead.letters == []
+    some_id = orjson.loads(cohort_lines[0])["event_id"].encode()
+    deltas = [value for _p, _o, value in worker.changelog.records]
+    assert deltas and not any(some_id in value for value in deltas)  # no clear body
+    restored = Histories(cipher=cipher)  # a restarted worker reads the sealed deltas back
+    for partition, _offset, value in worker.changelog.records:
+        restored.restore(partition, value)
+    assert restored.event_count() == worker.histories.event_count()
+
+
+def test_a_patient_erased_mark_drops_the_patient_and_refuses_later_facts(
+        cohort_lines: list[bytes], store: ProjectionStore,
+        executor: ThreadPoolExecutor) -> None:
+    from mbcjourney.processors.erasures import erasure_record
+
+    topic = published(cohort_lines)
+    worker = rig(store, executor, topic)
+    run(process_all(worker.processor, in_batches(topic.everything(), 700)))
+    victim = store.patient_rows()[0].patient_id
+    mark = topic.publish(victim.encode(), erasure_record(victim))
+    late = PatientBuilder(victim).raw("imaging.performed", "2024-05-05",
+                                      {"modality": "CT", "recist_response": "SD"})
+    after = topic.publish(victim.encode(), dumps(late), partition=mark.partition)
+    run(process_all(worker.processor, [[mark, after]]))
+
+    assert victim not in {r.patient_id for r in store.patient_rows()}
+    assert victim not in {r.patient_id for r in store.line_rows()}
+    assert worker.histories.get(victim) is None
+    [letter] = worker.dead.letters
+    assert letter.reason.startswith("patient_id: the patient was erased")
+    assert letter.original == b""  # refused without its payload
