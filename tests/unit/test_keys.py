@@ -42,7 +42,9 @@ def test_a_wrong_master_key_fails_at_start_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(WrongMasterKey) as refused:
         store_at(tmp_path / "k.db", other)
     message = str(refused.value)
-    assert "\n" not in message and "b.key" in message and "is not the master key" in message
+    assert "\n" not in message
+    assert "b.key" in message
+    assert "is not the master key" in message
 
 
 def test_a_master_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
@@ -57,7 +59,8 @@ def test_sealed_bytes_open_only_with_their_patients_key(tmp_path: Path) -> None:
     sealer = Sealer(store_at(tmp_path / "k.db", write_master_key(tmp_path / "m.key")))
     body = b'{"payload":{"er_percent":90}}'
     sealed = sealer.seal("P-1", body)
-    assert sealed.startswith("~1") and b"er_percent" not in sealed.encode()
+    assert sealed.startswith("~1")
+    assert b"er_percent" not in sealed.encode()
     assert sealer.seal("P-1", body) != sealed  # a fresh nonce each time
     assert sealer.open("P-1", sealed) == body
     sealer.prepare(["P-2"])
@@ -130,7 +133,8 @@ def test_a_clear_log_is_sealed_in_place_by_the_migration(tmp_path: Path) -> None
     with engine.connect() as conn:
         bodies = [r.body for r in conn.execute(events_table.select())]
         marks = [r.occurred_on for r in conn.execute(events_table.select())]
-    assert all(b.startswith("~1") for b in bodies) and "2023-01-10" not in marks
+    assert all(b.startswith("~1") for b in bodies)
+    assert "2023-01-10" not in marks
     assert [(s.position, s.event) for s in sealed_log.read()] == before
     assert sealed_log.seal_clear_rows() == 0  # nothing left to do
     again = sealed_log.append(cohort())
