@@ -24,6 +24,7 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import Engine, MetaData, Table, delete, inspect
+from sqlalchemy.exc import OperationalError
 
 from mbcjourney.events.errors import ConfigurationError
 from mbcjourney.processors.eventlog import SqlEventLog
@@ -95,7 +96,11 @@ def scrub(engine: Engine) -> None:
     its vacuum; ``pg_dump`` and readers never see them.)"""
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql("VACUUM")
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except OperationalError:  # busy (a reader in the service): the rows are gone already,
+        # zeroed by secure_delete; older free pages wait for the next `journey erase`
+        log.warning("erasure.vacuum_deferred")

@@ -35,6 +35,8 @@ from mbcjourney.events.alerts import AlertAcknowledged, AlertSnoozed
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.processors.audit import AuditLog
 from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.erasing import ErasureResult, erase_patient
+from mbcjourney.processors.erasures import erasure_record
 from mbcjourney.processors.kafkaio import dead_letter_message
 from mbcjourney.processors.publisher import SEND_TIMEOUT_S, Producer, publish_lines
 from mbcjourney.processors.sessions import Session, SessionStore
@@ -284,6 +286,7 @@ class Backend:
 
         with self._reporting:
             self.sync()
+            # an erasure moves no position: the report of a moment ago may name the patient
             key = (self.engine.log.last_position(), self.today())
             if self._report is None or self._report[0] != key:
                 with tempfile.TemporaryDirectory(prefix="journey-report-") as folder:
@@ -292,6 +295,22 @@ class Backend:
                                            ReportOptions(as_of=self.today()))
                     self._report = (key, output.read_text(encoding="utf-8"), summary.patients)
             return self._report[1], self._report[2]
+
+    def erase(self, token: Token, patient_id: str, reason: str) -> ErasureResult | None:
+        """``journey erase`` for a patient the token may see (None: not visible); in the
+        scale-out deployment the workers are told by a ``patient.erased`` record."""
+        known = self.visible(token, patient_id) or (
+            not token.centres and self.engine.log.count_of(patient_id) > 0)
+        if not known:
+            return None
+        with self._reporting:
+            result = erase_patient(self.engine.log, patient_id, reason=reason, by=token.name,
+                                   at=self.clock())
+            self._report = None
+        if self.producer is not None:
+            self.producer.send(self.config.topic, key=patient_id.encode(),
+                               value=erasure_record(patient_id)).get(timeout=SEND_TIMEOUT_S)
+        return result
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         letters = self.engine.log.dead_letters()

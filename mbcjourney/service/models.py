@@ -107,6 +107,23 @@ class SnoozeIn(BaseModel):
         description="hide the alert from the open list until this day")
 
 
+class ErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500,
+                        description="why (kept in the erasure record, never logged)")
+
+
+class ErasureOut(BaseModel):
+    patient_id: str
+    erased_by: str
+    newly_recorded: bool
+    keys_destroyed: int
+    events_sealed: int
+    rows_deleted: int
+    dead_letters_deleted: int
+
+
 class AlertActionOut(BaseModel):
     alert_id: str
     action: Literal["acknowledged", "snoozed"]

@@ -37,6 +37,8 @@ from mbcjourney.service.models import (
     AlertActionOut,
     AlertsOut,
     DeadLetterOut,
+    ErasureIn,
+    ErasureOut,
     HistoryOut,
     IngestOut,
     OverdueOut,
@@ -340,6 +342,38 @@ def export_answer(request: Request, token: Token, table: str, fmt: str, view: Vi
 
 
 # --- administration --------------------------------------------------------------------
+
+
+async def _erasure_body(request: Request) -> ErasureIn:
+    try:
+        return ErasureIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
+
+
+_ERASURE_BODY = {"requestBody": {"required": True, "content": {
+    body.JSON: {"schema": ErasureIn.model_json_schema()}}}}
+
+
+@router.post("/patients/{patient_id}/erasure", response_model=ErasureOut, tags=["admin"],
+             **rule(Scope.ADMIN, centre_restricted=True, openapi=_ERASURE_BODY),
+             responses={**ERRORS, **NOT_FOUND})
+def erase_patient(request: Request, token: Caller, patient_id: PatientId,
+                  erasure: Annotated[ErasureIn, Depends(_erasure_body)]) -> dict[str, Any]:
+    """Erase a patient for good (consent withdrawn), as ``journey erase`` does: an
+    erasure record (by this token's name), the data key destroyed, derived rows deleted.
+    Running it again is harmless; a patient never seen, or of another centre, is a 404."""
+    backend = backend_of(request)
+    result = backend.erase(token, patient_id, erasure.reason)
+    if result is None:
+        raise HTTPException(404, "no patient with this id")
+    audited(request, patient_ids=[patient_id])
+    return {"patient_id": patient_id, "erased_by": token.name,
+            "newly_recorded": result.newly_recorded, "keys_destroyed": result.keys_destroyed,
+            "events_sealed": result.events_sealed,
+            "rows_deleted": sum(result.rows_deleted.values()),
+            "dead_letters_deleted": result.dead_letters_deleted}
 
 
 @router.get("/dead-letters", response_model=list[DeadLetterOut], tags=["admin"],
