@@ -36,6 +36,7 @@ from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.eventlog import SqlEventLog, patients_after
 from mbcjourney.processors.ingest import IngestSummary, ItemOutcome, ingest_lines
 from mbcjourney.processors.replay import active_prefix
+from mbcjourney.processors.sealing import Cipher
 from mbcjourney.processors.store import Checkpoint, ProjectionStore, Rows, journey_rows
 from mbcjourney.processors.worker import WORKER_CONSUMER_PREFIX
 from mbcjourney.projections import EVERYTHING, Journey, LineRow, PatientRow, View, build_history
@@ -147,10 +148,14 @@ class EmbeddedStorage:
     actions: AlertActionLog
 
     @classmethod
-    def open(cls, url: str) -> EmbeddedStorage:
-        """Connect to ``url`` and create whatever tables are missing."""
+    def open(cls, url: str, cipher: Cipher | None = None) -> EmbeddedStorage:
+        """Connect to ``url`` and create whatever tables are missing.
+
+        ``cipher``: the log's sealer (default: the key store beside the database);
+        :class:`~mbcjourney.processors.sealing.PlainText` only for a benchmark's baseline.
+        """
         database = make_engine(url)
-        log = SqlEventLog(database)
+        log = SqlEventLog(database, cipher)
         # Readers follow the active version of the built-in projection (journey replay
         # + journey projections activate); the unversioned tables until one is activated.
         store = ProjectionStore(database, prefix=active_prefix(database, "journey"))

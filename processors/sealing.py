@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from binascii import a2b_base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -99,13 +100,14 @@ class Sealer:
         """The clear bytes of a sealed ``body``; clear JSON as it is.
 
         Raises :class:`KeyDestroyed` for an erased patient, :class:`Unopenable` for
-        text that does not open with the patient's key.
+        text that does not open with the patient's key.  Runs once per event read:
+        kept to one dictionary lookup, one base64 decode and one AEAD call.
         """
-        if not is_sealed(body):
+        if body[:2] != (SEALED_PREFIX if type(body) is str else _SEALED_BYTES):
             return body.encode() if isinstance(body, str) else body
-        key = self._key(patient_id, create=False)
+        key = self._open.get(patient_id) or self._key(patient_id, create=False)
         try:
-            raw = base64.b64decode(body[2:], validate=True)
+            raw = memoryview(a2b_base64(body[2:], strict_mode=True))
             return key.aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], None)
         except (ValueError, InvalidTag):
             raise Unopenable("a sealed value that does not open with its patient's key") from None
