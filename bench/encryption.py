@@ -101,12 +101,15 @@ def main() -> None:
     for stale in [*folder.glob("plain.db*"), *folder.glob("sealed.db*")]:
         stale.unlink()
     plain, sealed = str(folder / "plain.db"), str(folder / "sealed.db")
+    def args_of(phase: str, db: str) -> list[str]:
+        return {"ingest": [str(cohort), db], "rebuild": [db],
+                "replay": [db, db + ".replayed"]}[phase]
+
     rows = []
-    for phase, args_of in (("ingest", lambda db: [str(cohort), db]),
-                           ("rebuild", lambda db: [db]),
-                           ("replay", lambda db: [db, db + ".replayed"])):
-        base = run_phase("bench.encryption", f"{phase}-plain", *args_of(plain), "plain")
-        measured = run_phase("bench.encryption", f"{phase}-sealed", *args_of(sealed), "sealed")
+    for phase in ("ingest", "rebuild", "replay"):
+        base = run_phase("bench.encryption", f"{phase}-plain", *args_of(phase, plain), "plain")
+        measured = run_phase("bench.encryption", f"{phase}-sealed", *args_of(phase, sealed),
+                             "sealed")
         rows.append((measured, base))
     print_report(f"Encryption at rest (AES-256-GCM per patient), {os.cpu_count()} CPUs", rows,
                  {m.name: ">= 80 % of baseline" for m, _ in rows})

@@ -99,7 +99,9 @@ def rebuild(ctx: Context, db: str | None, workers: int | None) -> None:
             workers = decode_workers(engine.log.count()) and (os.cpu_count() or 1)
         with ctx.progress(len(engine.log.patient_ids()), "pt", "rebuild") as advance:
             count = engine.rebuild(on_patients=advance, workers=workers)
-    click.echo(f"rebuilt projections of {count} patients")
+        erased = len(engine.log.erasures.all())
+    click.echo(f"rebuilt projections of {count} patients"
+               + (f" ({erased} erased patients skipped)" if erased else ""))
 
 
 @click.command()

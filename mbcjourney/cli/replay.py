@@ -116,7 +116,8 @@ def _print_result(result: ReplayResult, url: str) -> None:
     click.echo(f"built {info.name} version {info.version} (build {info.build_id[:12]}) from "
                f"{info.source}: {counts.read:,} read, {counts.events:,} events, "
                f"{counts.patients:,} patients, {counts.duplicates:,} duplicate, "
-               f"{counts.rejected_total:,} rejected; {result.seconds:.1f} s "
+               f"{counts.rejected_total:,} rejected, {counts.erased:,} of erased patients; "
+               f"{result.seconds:.1f} s "
                f"({rate:,.0f} events/s)")
     for reason, count in sorted(counts.rejected.items(), key=lambda kv: (-kv[1], kv[0])):
         click.echo(f"  rejected {count:>6}  {reason}")

@@ -87,7 +87,9 @@ def test_canary_is_sealed_everywhere_then_erased_for_good(journey: Journey,
     assert files_holding(tmp_path, MARKS) == {}
 
     # A rebuild skips the patient; a late event is refused and kept without its payload.
-    journey("rebuild", "--db", db)
+    assert "(1 erased patients skipped)" in journey("rebuild", "--db", db).stdout
+    replayed = journey("replay", "--source", db, "--into", "sqlite:///again.db").stdout
+    assert "4 of erased patients" in replayed
     assert CANARY not in journey("export", "patients", "--db", db).stdout
     late = PatientBuilder(CANARY, recorded="2026-12-01T00:00:00Z").raw(
         "imaging.performed", "2021-10-10", {"modality": "CT", "recist_response": "PD"})
