@@ -139,3 +139,25 @@ def test_a_clear_log_is_sealed_in_place_by_the_migration(tmp_path: Path) -> None
     assert sealed_log.seal_clear_rows() == 0  # nothing left to do
     again = sealed_log.append(cohort())
     assert (again.accepted, again.duplicates, again.conflicts) == ([], 9, [])  # repeats
+
+
+def test_replay_staging_is_sealed_and_its_key_goes_with_it(tmp_path: Path) -> None:
+    from mbcjourney.processors.staging import Staging
+
+    target = make_engine(f"sqlite:///{tmp_path / 'target.db'}")
+    sealer = Sealer(store_at(tmp_path / "k.db", write_master_key(tmp_path / "m.key")))
+    staging = Staging(target, "v1_", sealer)
+    staging.create()
+    line = b'{"patient_id":"P-1","source":{"reference":"CANARY-STAGED"}}'
+    sealed_value = sealer.seal("P-2", b'{"patient_id":"P-2"}').encode()  # a Kafka value
+    staging.append(0, [("P-1", 0, 1, 0, line), ("P-2", 0, 2, 0, sealed_value)], {})
+    assert staging.path is not None
+    written = b"".join(f.read_bytes() for f in tmp_path.glob(staging.path.name + "*"))
+    assert b"P-2" in written  # the rows are there (in the file or its WAL)...
+    assert b"CANARY-STAGED" not in written  # ...sealed
+    staged = {pid: [staging.unstage(bytes(r[4])) for r in rows]
+              for pid, rows in staging.by_patient("")}
+    assert staged == {"P-1": [line], "P-2": [sealed_value]}  # Kafka values stay as they came
+    staging.remove()
+    assert not staging.path.exists()
+    assert sealer.keys.keys_for(["#staging:v1_"], create=False) == {}
