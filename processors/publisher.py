@@ -197,3 +197,45 @@ def _dead_letter(producer: Producer, pending: _Pending, topic: str, raw: bytes,
                                                        headers=headers))
     log.debug("event.rejected", origin=origin, event_type=error.event_type,
               reason=error.reason_code)
+
+
+@dataclass
+class CopySummary:
+    read: int = 0
+    sealed: int = 0  # clear values sealed on the way
+    copied: int = 0  # already sealed, or not an event (kept as they were: the workers judge)
+    dropped: int = 0  # tombstones, and clear values of erased patients
+
+
+def copy_topic_sealed(source: Any, producer: Producer, target_topic: str, cipher: Cipher,
+                      on_batch: Callable[[int], None] | None = None) -> CopySummary:
+    """The migration of a topic written before encryption: every record of ``source``
+    (a :class:`~mbcjourney.processors.sources.KafkaSource`) produced to ``target_topic``
+    with the same key, in the same order per key, clear values sealed with their
+    patient's key; an erased patient's clear values are not copied."""
+    summary = CopySummary()
+    pending = _Pending()
+    erased = cipher.erased_names()
+    snapshot = source.snapshot()
+    for records, _positions in source.read(snapshot, source.start(snapshot)):
+        cipher.prepare({r.key for r in records if r.key and r.key not in erased})
+        for record in records:
+            summary.read += 1
+            value, key = record.raw, record.key
+            if value is None or (key in erased and value[:1] == b"{"):
+                summary.dropped += 1
+                continue
+            if key and value[:1] == b"{":
+                value = cipher.seal(key, value).encode()
+                summary.sealed += 1
+            else:
+                summary.copied += 1
+            pending.add(f"{source.topic}/{record.partition}/{record.seq}", producer.send(
+                target_topic, key=key.encode() if key is not None else None, value=value))
+        pending.next_batch()
+        if on_batch is not None:
+            on_batch(len(records))
+    producer.flush(timeout=SEND_TIMEOUT_S)
+    pending.check_all()
+    log.info("publish.topic_copied", **summary.__dict__)
+    return summary

@@ -12,8 +12,14 @@ from pathlib import Path
 
 import click
 
-from mbcjourney.bootstrap import erase_everywhere, open_event_log
-from mbcjourney.cli.options import Context, db_option, pass_context, topic_option
+from mbcjourney.bootstrap import erase_everywhere, open_event_log, open_publisher, open_sealer
+from mbcjourney.cli.options import (
+    Context,
+    bootstrap_option,
+    db_option,
+    pass_context,
+    topic_option,
+)
 from mbcjourney.processors.keys import DEAD_LETTER_RETENTION_DAYS, FileMasterKey, write_master_key
 from mbcjourney.processors.sealing import Sealer
 
@@ -157,3 +163,36 @@ def keys_encrypt_log(ctx: Context, db: str | None, keys_url: str | None) -> None
         scrub(event_log.engine)
     click.echo(f"{sealed} events sealed")
 
+
+
+@keys.command("encrypt-topic")
+@click.option("--from", "source_topic", required=True, metavar="TOPIC",
+              help="The topic written before encryption.")
+@click.option("--to", "target_topic", required=True, metavar="TOPIC",
+              help="An existing, empty topic with as many partitions (infra/topics.txt).")
+@bootstrap_option
+@keys_option
+@pass_context
+def keys_encrypt_topic(ctx: Context, source_topic: str, target_topic: str, bootstrap: str,
+                       keys_url: str | None) -> None:
+    """Copy a topic written before encryption into a new one, every clear value sealed
+    with its patient's key (same keys, same order per patient); then point the workers
+    at the new topic and delete the old one.
+
+    Example: journey keys encrypt-topic --from mbc.clinical-events --to mbc.clinical-events.v2 \
+        --bootstrap 127.0.0.1:19092 --keys "$PG"
+    """
+    from mbcjourney.processors.publisher import copy_topic_sealed
+    from mbcjourney.processors.sources import KafkaSource
+
+    if keys_url is None:
+        raise click.UsageError("pass --keys URL (the workers' PostgreSQL database) or set "
+                               "JOURNEY_KEYS_URL")
+    source = KafkaSource(bootstrap, source_topic)
+    with open_publisher(bootstrap, (target_topic,)) as producer:
+        cipher = open_sealer(keys_url=keys_url)
+        snapshot_total = source.remaining(source.snapshot(), source.start(source.snapshot()))
+        with ctx.progress(snapshot_total, "rec", "copy") as advance:
+            summary = copy_topic_sealed(source, producer, target_topic, cipher, on_batch=advance)
+    click.echo(f"read {summary.read} records: {summary.sealed} sealed, {summary.copied} copied "
+               f"as they were, {summary.dropped} dropped (tombstones, erased patients)")

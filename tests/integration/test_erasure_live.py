@@ -154,3 +154,36 @@ def test_canary_is_sealed_on_every_topic_and_gone_after_erasure(
     blobs = {**segment_bytes(topics), "pg_dump": pg_dump(d["db"]),
              "worker log": worker_log.encode()}
     assert holding(blobs, MARKS) == {}
+
+
+def test_a_clear_topic_is_copied_sealed_into_a_new_one(
+        kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], postgres_db_url: str,
+        tmp_path: Path) -> None:
+    from mbcjourney.processors.keyring import forget_open_stores, key_store
+    from mbcjourney.processors.publisher import open_producer
+    from mbcjourney.processors.sealing import Sealer
+    from mbcjourney.processors.sources import KafkaSource
+
+    old = kafka_topic_factory(2, prefix="test.clear")
+    new = kafka_topic_factory(2, prefix="test.sealed")
+    lines = canary_lines()[:4]
+    producer = open_producer(kafka_bootstrap, linger_ms=0)
+    try:  # as a publisher from before encryption wrote them
+        for line in lines:
+            producer.send(old, key=CANARY.encode(), value=line).get(timeout=60)
+    finally:
+        producer.close(timeout=30)
+
+    copied = journey("keys", "encrypt-topic", "--from", old, "--to", new, "--bootstrap",
+                     kafka_bootstrap, "--keys", postgres_db_url, cwd=tmp_path)
+    assert "read 4 records: 4 sealed" in copied.stdout
+    source = KafkaSource(kafka_bootstrap, new)
+    snapshot = source.snapshot()
+    records = [r for batch, _ in source.read(snapshot, source.start(snapshot)) for r in batch]
+    assert [r.key for r in records] == [CANARY] * 4
+    assert all(r.raw is not None and r.raw.startswith(b"~1") for r in records)
+    try:
+        cipher = Sealer(key_store(postgres_db_url))
+        assert [cipher.open(CANARY, r.raw or b"") for r in records] == lines  # same order
+    finally:
+        forget_open_stores()
