@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.eventlog import SqlEventLog
 from tests.support.cohorts import simulated_cohort
 from tests.support.hostile import corpus
 from tests.support.polling import eventually
@@ -54,9 +56,15 @@ def _stored_or_done(process: subprocess.Popen[bytes], db: Path, target: int) -> 
 
 
 def _store(db: Path) -> tuple[set[str], list[tuple[str, bytes]]]:
+    """Event ids, and each dead letter's (origin, original bytes) -- opened: sealed at rest
+    with a fresh nonce each time, so the stored bytes differ from store to store."""
     with sqlite3.connect(db) as conn:
         ids = {row[0] for row in conn.execute("SELECT event_id FROM events")}
-        letters = sorted(conn.execute("SELECT origin, original FROM dead_letters"))
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        letters = sorted((d.origin, d.original) for d in SqlEventLog(engine).letters.all())
+    finally:
+        engine.dispose()
     return ids, letters
 
 

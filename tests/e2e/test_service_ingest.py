@@ -93,8 +93,10 @@ def _state(db: str) -> tuple[set[tuple[str, ...]], Counter[str], list[Any], list
         with engine.engine.connect() as conn:
             t = events_table
             # an event sent without recorded_at is stamped on arrival: compare the rest
-            log = {(*map(str, row[:3]), _without_arrival(row[3])) for row in conn.execute(
-                select(t.c.event_id, t.c.patient_id, t.c.event_type, t.c.body))}
+            log = {(*map(str, row[:3]), _without_arrival(
+                (engine.log.open_body(row[1], row[3]) or b"").decode()))
+                for row in conn.execute(
+                    select(t.c.event_id, t.c.patient_id, t.c.event_type, t.c.body))}
         letters = Counter(d.reason for d in engine.log.dead_letters())
         return (log, letters, engine.patient_rows(), engine.line_rows(), engine.finding_rows())
 
