@@ -149,6 +149,8 @@ def open_service(config: ServiceConfig, settings: ClinicalSettings = DEFAULT_CLI
     engine = open_engine(config.db_url, settings, create=True)
     producer = None
     try:
+        # the key store and master key now: one clear line at start, not a 500 later
+        engine.log.cipher.prepare(())
         tokens, audit = TokenStore(engine.engine), AuditLog(engine.engine)
         sessions = SessionStore(engine.engine)
         tokens.create()
