@@ -61,7 +61,9 @@ def sealed_original(cipher: Cipher, letter: DeadLetter) -> bytes:
     dead-letter key; ``~k<name>\n`` in front says which."""
     if not letter.original or not cipher.enabled:
         return letter.original
-    name = letter.patient_id if letter.patient_id and cipher.has_key(letter.patient_id) \
+    named = letter.patient_id or ""  # as the refused line says: anything, NUL included
+    usable = bool(named) and named.isprintable() and not named.startswith("#")
+    name = named if usable and cipher.has_key(named) \
         else dead_letter_key_name(letter.received_at.date())
     sealed = cipher.seal(name, letter.original)
     return _NAMED + name.encode() + b"\n" + sealed.encode()

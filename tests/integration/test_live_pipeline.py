@@ -30,9 +30,12 @@ import orjson
 import pytest
 
 from mbcjourney.processors.admission import BirthYears
+from mbcjourney.processors.deadletters import opened_original
 from mbcjourney.processors.ingest import validate_lines
 from mbcjourney.processors.kafkaio import end_offsets, header, topic_partitions
+from mbcjourney.processors.keyring import forget_open_stores, key_store
 from mbcjourney.processors.publisher import open_producer
+from mbcjourney.processors.sealing import Sealer
 from mbcjourney.simulate import SimulationSettings, write_cohort
 from tests.support.live import (
     JOURNEY,
@@ -237,9 +240,16 @@ def test_publishing_twice_changes_nothing_and_bad_records_become_dead_letters(
     assert len(by_origin["file"]) == 2 * rejected
     worker_letters = {header(r.headers, "reason"): r for r in by_origin["topic"]}
     assert set(worker_letters) == {"$: not valid JSON", CONFLICT_REASON}
-    assert worker_letters["$: not valid JSON"].value == malformed
+    cipher = Sealer(key_store(live.db_url))  # dead letters are sealed on the topic too
+    try:
+        opened = {reason: opened_original(cipher, r.value)
+                  for reason, r in worker_letters.items()}
+    finally:
+        forget_open_stores()
+    assert all(r.value.startswith(b"~k") for r in worker_letters.values())
+    assert opened["$: not valid JSON"] == malformed
     assert worker_letters["$: not valid JSON"].key == b"P-000001"  # read best-effort
-    assert orjson.loads(worker_letters[CONFLICT_REASON].value) == conflicting
+    assert orjson.loads(opened[CONFLICT_REASON]) == conflicting
     assert (header(worker_letters[CONFLICT_REASON].headers, "origin") or "").startswith(
         f"{live.topic}/")
 
