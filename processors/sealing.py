@@ -87,7 +87,10 @@ class Sealer:
                         found[patient_id], digest_size=32, person=b"mbcj-hashkey").digest())
             key = self._open.get(patient_id)
             if key is None:
-                raise KeyDestroyed(patient_id)
+                if self.keys.destroyed([patient_id]):
+                    raise KeyDestroyed("the patient was erased")
+                raise Unopenable("no data key for this patient in this key store "
+                                 "(is it the deployment's? see --keys)")
         return key
 
     def seal(self, patient_id: str, body: bytes) -> str:
@@ -121,7 +124,7 @@ class Sealer:
         """Whether ``name`` has a live key (never creates one)."""
         try:
             self._key(name, create=False)
-        except KeyDestroyed:
+        except (KeyDestroyed, Unopenable):
             return False
         return True
 

@@ -14,7 +14,7 @@ import click
 from sqlalchemy import MetaData, String, Table, select
 from sqlalchemy.engine import make_url
 
-from mbcjourney.bootstrap import open_database
+from mbcjourney.bootstrap import open_database, open_sealer
 from mbcjourney.cli.options import (
     Context,
     db_option,
@@ -68,10 +68,13 @@ def _safe(url: str) -> str:
               help="Make the new version the active one as soon as it is complete.")
 @click.option("--batch-patients", default=BATCH_PATIENTS, show_default=True,
               type=click.IntRange(1), help="Patients per committed batch (checkpoint interval).")
+@click.option("--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
+              help="Key store that opens the source's sealed events (or JOURNEY_KEYS_URL; "
+                   "default: beside a SQLite source, else the --into database's).")
 @pass_context
 def replay(ctx: Context, source_spec: str, projection_spec: str, into: str | None,
            cutoff: date | None, known_at: datetime | None, received: datetime | None,
-           activate_now: bool, batch_patients: int) -> None:
+           activate_now: bool, batch_patients: int, keys_url: str | None) -> None:
     """Fold SOURCE into a NEW version of a projection, in its own tables.
 
     Readers keep the active version until `journey projections activate`.  An
@@ -96,7 +99,8 @@ def replay(ctx: Context, source_spec: str, projection_spec: str, into: str | Non
     with open_database(url, create=True) as engine:
         runner = Replay(engine, source, target, ctx.settings,
                         ReplayOptions(View(cutoff, known_at), batch_patients, activate_now),
-                        progress=ctx.progress)
+                        progress=ctx.progress,
+                        cipher=open_sealer(keys_url=keys_url) if keys_url else None)
         try:
             result = runner.run()
         except KeyboardInterrupt:

@@ -75,8 +75,10 @@ class Replay:
     def __init__(self, engine: Engine, source: Source, target: Target,
                  settings: ClinicalSettings, options: ReplayOptions = DEFAULT_OPTIONS, *,
                  progress: ProgressFactory | None = None,
-                 on_commit: Callable[[str, int], None] | None = None) -> None:
+                 on_commit: Callable[[str, int], None] | None = None,
+                 cipher: Cipher | None = None) -> None:
         self.engine = engine
+        self._given_cipher = cipher
         self.source = source
         self.target = target
         self.settings = settings
@@ -87,7 +89,10 @@ class Replay:
         bound_memory(engine)
 
     def _cipher(self) -> Cipher:
-        """The keys that open the source: the log's own, or those of the target's store."""
+        """The keys that open the source: as given (``--keys``), the log's own, or those
+        of the target's key store."""
+        if self._given_cipher is not None:
+            return self._given_cipher
         if isinstance(self.source, SqliteLogSource):
             return self.source.cipher
         return Sealer(key_store(self.engine.url.render_as_string(hide_password=False)))

@@ -14,6 +14,7 @@ import pytest
 
 from mbcjourney.processors import sources
 from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.keyring import key_store
 from mbcjourney.processors.replay import (
     JourneyTarget,
     Replay,
@@ -21,6 +22,7 @@ from mbcjourney.processors.replay import (
     table_hash,
     versions,
 )
+from mbcjourney.processors.sealing import Sealer
 from mbcjourney.processors.sources import KafkaSource, open_source
 from mbcjourney.processors.store import ProjectionStore
 from mbcjourney.settings import DEFAULT_CLINICAL
@@ -106,8 +108,9 @@ def test_replay_from_kafka_equals_the_log_and_leaves_live_groups_alone(
     source = open_source(f"kafka://{kafka_bootstrap}/{topic}")
     assert isinstance(source, KafkaSource)
     into = make_engine(f"sqlite:///{tmp_path / 'into.db'}")
+    keys = Sealer(key_store(f"sqlite:///{db}"))  # the values are sealed with the log's keys
     result = Replay(into, source, JourneyTarget(), DEFAULT_CLINICAL,
-                    ReplayOptions(batch_patients=50)).run()
+                    ReplayOptions(batch_patients=50), cipher=keys).run()
 
     live = make_engine(f"sqlite:///{db}")
     assert result.info.content_hash == table_hash(live, JourneyTarget().sink(live, "").outputs)[0]
