@@ -19,6 +19,9 @@ import sqlalchemy as sa
 
 from mbcjourney.processors.audit import AuditLog, AuditRecord
 from mbcjourney.processors.db import make_engine
+from mbcjourney.processors.deadletters import opened_original
+from mbcjourney.processors.keyring import forget_open_stores, key_store
+from mbcjourney.processors.sealing import Sealer
 from mbcjourney.processors.tokens import Scope, TokenStore
 from tests.integration.test_live_pipeline import read_topic
 from tests.support.cohorts import embedded_log, simulated_cohort
@@ -100,11 +103,18 @@ def test_the_scale_out_service_publishes_to_kafka(
     assert len(accepted) > 100
     assert rejected[-1]["item"] == len(lines) + 1  # the simulator's own bad lines, then ours
     published = read_topic(kafka_bootstrap, topic, len(accepted))
-    assert sorted(orjson.loads(r.value)["event_id"] for r in published) == sorted(accepted)
-    assert all(r.key == orjson.loads(r.value)["patient_id"].encode() for r in published)
-    letters = read_topic(kafka_bootstrap, dead, len(rejected))
+    assert all(r.value.startswith(b"~1") for r in published)  # sealed with the patient's key
+    cipher = Sealer(key_store(postgres_db_url))
+    try:
+        values = [orjson.loads(cipher.open(r.key.decode(), r.value)) for r in published]
+        letters = read_topic(kafka_bootstrap, dead, len(rejected))
+        last_letter = opened_original(cipher, letters[-1].value)
+    finally:
+        forget_open_stores()
+    assert sorted(v["event_id"] for v in values) == sorted(accepted)
+    assert all(r.key == v["patient_id"].encode() for r, v in zip(published, values, strict=True))
     assert len(letters) == len(rejected)
-    assert letters[-1].value == b'{"nope": 1}'  # the original bytes
+    assert last_letter == b'{"nope": 1}'  # the original bytes
 
 
 def test_an_embedded_store_from_before_centres_is_rebuilt_when_served(tmp_path: Path) -> None:
