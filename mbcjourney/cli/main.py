@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mbcjourney import logs
-from mbcjourney.cli import alerts, contract, embedded, live, reading, replay, service
+from mbcjourney.cli import alerts, contract, embedded, interop, live, reading, replay, service
 from mbcjourney.cli.options import Context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -49,8 +49,11 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         replay.replay, replay.projections,
         alerts.alerts,
         service.serve, service.tokens, service.audit,
+        interop.fhir,
     ],
-    reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
+    reading.export: [reading.export_patients, reading.export_lines, reading.export_findings,
+                     interop.export_omop],
+    interop.fhir: [interop.fhir_import, interop.fhir_export],
     contract.schemas: [contract.schemas_export],
     contract.dead_letters: [contract.dead_letters_list, contract.dead_letters_export],
     replay.projections: [replay.projections_list, replay.projections_activate,

@@ -1,0 +1,235 @@
+"""``journey fhir import``: a Bulk Data export or Bundles in, events through admission.
+
+Reading: PATH is a Bulk Data export folder (its ``manifest.json``, else every
+``*.ndjson`` in it, plus ``*.json`` Bundles), one ``.ndjson`` file or one Bundle
+``.json`` file.  Each resource is validated with the pinned ``fhir.resources`` R4B
+model of its type; then :mod:`.fhir_map` turns it into events.  The events are
+wire-format JSON lines handed to the one admission path (``journey ingest``'s
+:func:`~mbcjourney.processors.ingest.ingest_lines`, or ``journey publish``'s),
+which validates, deduplicates and dead-letters them like any other input.
+
+Corrections: a resource whose current version states other events than the
+log holds for it (same ``Type/id``), or whose status is ``entered-in-error``, or
+that the manifest's ``deleted`` list names, gets an ``event.retracted`` for each
+event it no longer states; its id is derived from the target's, so a re-import
+retracts nothing twice.
+
+A resource that maps to nothing is counted by reason and kept, bytes and reason,
+in the dead-letter store, as a data-quality finding.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from mbcjourney.events import ClinicalEvent
+from mbcjourney.events.catalogue import EventRetracted
+from mbcjourney.interop.fhir_map import (
+    SOURCE_SYSTEM,
+    Json,
+    Mapping,
+    Resource,
+    Unmapped,
+    map_resources,
+    version_of,
+)
+
+_RETRACTION_NS = uuid.UUID("0e6f4a0c-55f5-4bb8-9f0b-7f7a3d6cbb21")
+
+StoredLookup = Callable[[Iterable[str] | None], Iterator[tuple[str, list[ClinicalEvent]]]]
+"""The log's histories of these patients (None: every patient), e.g. ``SqlEventLog.histories``."""
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """An entry of a Bulk Data ``deleted`` file: ``Type/id`` removed at the source."""
+
+    key: str
+    origin: str
+
+
+@dataclass
+class Read:
+    resources: list[Resource] = field(default_factory=list)
+    unmapped: list[Unmapped] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
+
+
+def _model(resource_type: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(resource_type)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "$"
+    return f"{where}: {error['msg']}"
+
+
+def validated(data: Any, origin: str, raw: bytes, out: Read) -> None:
+    """Validate one resource with its R4B model; a Bundle's entries one by one."""
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        out.unmapped.append(Unmapped("?", None, "not a FHIR resource (no resourceType)",
+                                     origin, raw))
+        return
+    kind = data["resourceType"]
+    if kind == "Bundle":
+        for index, entry in enumerate(data.get("entry") or []):
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if isinstance(request, dict) and request.get("method") == "DELETE":
+                out.deletions.append(Deletion(str(request.get("url", "")), f"{origin}#{index}"))
+                continue
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            validated(resource, f"{origin}#{index}", orjson.dumps(resource), out)
+        return
+    rid = data.get("id") if isinstance(data.get("id"), str) else None
+    try:
+        model = _model(kind)
+    except (ValueError, KeyError):
+        out.unmapped.append(Unmapped(kind[:40], rid, f"unsupported resource type {kind[:40]}",
+                                     origin, raw))
+        return
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        out.unmapped.append(Unmapped(kind, rid, f"invalid R4B {kind}: {_first_error(exc)}",
+                                     origin, raw))
+        return
+    if rid is None:
+        out.unmapped.append(Unmapped(kind, None, f"{kind} without id", origin, raw))
+        return
+    out.resources.append(Resource(kind, rid, version_of(data), data, origin, raw))
+
+
+def _ndjson(path: Path, out: Read) -> None:
+    with path.open("rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            origin = f"{path.name}:{number}"
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                out.unmapped.append(Unmapped("?", None, "line is not JSON", origin, line))
+                continue
+            validated(data, origin, line, out)
+
+
+def _bundle(path: Path, out: Read) -> None:
+    raw = path.read_bytes()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        out.unmapped.append(Unmapped("Bundle", None, "Bundle file is not JSON", path.name, raw))
+        return
+    validated(data, path.name, raw, out)
+
+
+def _manifest_files(folder: Path, manifest: Json, key: str) -> list[Path]:
+    files = []
+    for item in manifest.get(key) or []:
+        url = str(item.get("url", "")) if isinstance(item, dict) else ""
+        files.append(folder / url.rstrip("/").rsplit("/", 1)[-1])
+    return files
+
+
+def read_path(path: Path) -> Read:
+    """Every resource under PATH, validated, and every deletion a manifest lists."""
+    out = Read()
+    if path.is_dir():
+        manifest_path = path / "manifest.json"
+        if manifest_path.exists():
+            manifest = orjson.loads(manifest_path.read_bytes())
+            for file in _manifest_files(path, manifest, "output"):
+                _ndjson(file, out)
+            for file in _manifest_files(path, manifest, "deleted"):
+                _ndjson(file, out)
+        else:
+            for file in sorted(path.glob("*.ndjson")):
+                _ndjson(file, out)
+        for file in sorted(path.glob("*.json")):
+            if file.name != "manifest.json":
+                _bundle(file, out)
+    elif path.suffix == ".ndjson":
+        _ndjson(path, out)
+    else:
+        _bundle(path, out)
+    return out
+
+
+@dataclass
+class Prepared:
+    """What an import sends to admission, and what it could not map."""
+
+    lines: list[bytes]
+    read: Read
+    mapping: Mapping
+    retractions: int
+
+    @property
+    def unmapped(self) -> list[Unmapped]:
+        return self.read.unmapped + self.mapping.unmapped
+
+    def unmapped_by_reason(self) -> list[tuple[str, int]]:
+        counts = Counter(u.reason for u in self.unmapped)
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _lineage(event: ClinicalEvent) -> str | None:
+    if event.source.system != SOURCE_SYSTEM or event.source.reference is None:
+        return None
+    return event.source.reference.rsplit("/_history/", 1)[0]
+
+
+def _retraction(target: ClinicalEvent, reason: str, recorded_at: str) -> Json:
+    return {
+        "event_id": str(uuid.uuid5(_RETRACTION_NS, str(target.event_id))),
+        "event_type": "event.retracted", "schema_version": 1,
+        "patient_id": target.patient_id, "occurred_at": target.occurred_at.isoformat(),
+        "recorded_at": recorded_at,
+        "source": {"system": SOURCE_SYSTEM, "reference": target.source.reference},
+        "payload": {"target_event_id": str(target.event_id), "reason": reason},
+    }
+
+
+def prepare_import(path: Path, received_at: datetime, stored: StoredLookup | None
+                   ) -> Prepared:
+    """Read, validate and map PATH; retract what the log holds that the input supersedes."""
+    read = read_path(path)
+    mapping = map_resources(read.resources, received_at)
+    events = list(mapping.events)
+    retractions = 0
+    if stored is not None:
+        withdrawn = dict(mapping.withdrawn)
+        withdrawn.update({d.key: "deleted at the source" for d in read.deletions})
+        patients: set[str] | None = set(mapping.patients_of.values())
+        if read.deletions:
+            patients = None  # a deletion names no patient: look through the whole log
+        now = received_at.isoformat()
+        for _, history in stored(patients):
+            for event in history:
+                if isinstance(event, EventRetracted):
+                    continue
+                lineage = _lineage(event)
+                if lineage is None:
+                    continue
+                target = str(event.event_id)
+                if lineage in withdrawn:
+                    events.append(_retraction(event, f"FHIR: {withdrawn[lineage]}", now))
+                    retractions += 1
+                elif lineage in mapping.lineages and target not in mapping.lineages[lineage]:
+                    events.append(_retraction(event, "FHIR: superseded by a newer version", now))
+                    retractions += 1
+    lines = [orjson.dumps(event) for event in events]
+    return Prepared(lines, read, mapping, retractions)
