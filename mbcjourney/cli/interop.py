@@ -13,9 +13,7 @@ from mbcjourney.bootstrap import open_publisher
 from mbcjourney.cli.options import Context, db_option, pass_context
 from mbcjourney.cli.output import print_rejections
 from mbcjourney.errors import ConfigurationError
-from mbcjourney.events.errors import InvalidEvent
-from mbcjourney.interop.fhir_import import Prepared, prepare_import
-from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.interop.fhir_import import Prepared, import_into, prepare_import
 from mbcjourney.processors.publisher import publish_lines
 
 
@@ -66,19 +64,11 @@ def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None)
         print_rejections(published)
         rejected = published.rejected_total
     else:
-        with ctx.engine(db, create=True) as engine:
-            prepared = prepare_import(path, received_at, engine.log.histories)
-            _print_mapping(prepared)
-            engine.log.dead_letter([
-                DeadLetter.of(u.raw, InvalidEvent.single(u.resource_type, u.reason,
-                                                         event_type=None),
-                              f"fhir:{u.origin}", received_at)
-                for u in prepared.unmapped])
-            with ctx.progress(len(prepared.lines), "ev", "ingest") as advance:
-                summary = engine.ingest(enumerate(prepared.lines, start=1),
-                                        origin=f"fhir:{path.name}", received_at=received_at,
-                                        on_batch=advance)
-            engine.catch_up()
+        with ctx.engine(db, create=True) as engine, \
+                ctx.progress(None, "ev", "ingest") as advance:
+            prepared, summary = import_into(engine, path, received_at=received_at,
+                                            on_batch=advance)
+        _print_mapping(prepared)
         click.echo(f"{summary.read} events: {summary.accepted} accepted, "
                    f"{summary.duplicates} duplicate, {summary.rejected_total} rejected "
                    f"({len(summary.patients)} patients touched)")

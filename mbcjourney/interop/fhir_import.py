@@ -31,8 +31,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from mbcjourney.engine import EmbeddedEngine
 from mbcjourney.events import ClinicalEvent
 from mbcjourney.events.catalogue import EventRetracted
+from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.interop.fhir_map import (
     SOURCE_SYSTEM,
     Json,
@@ -42,6 +44,8 @@ from mbcjourney.interop.fhir_map import (
     map_resources,
     version_of,
 )
+from mbcjourney.processors.deadletters import DeadLetter
+from mbcjourney.processors.ingest import IngestSummary
 
 _RETRACTION_NS = uuid.UUID("0e6f4a0c-55f5-4bb8-9f0b-7f7a3d6cbb21")
 
@@ -233,3 +237,18 @@ def prepare_import(path: Path, received_at: datetime, stored: StoredLookup | Non
                     retractions += 1
     lines = [orjson.dumps(event) for event in events]
     return Prepared(lines, read, mapping, retractions)
+
+
+def import_into(engine: EmbeddedEngine, path: Path, *, received_at: datetime,
+                on_batch: Callable[[int], None] | None = None) -> tuple[Prepared, IngestSummary]:
+    """``journey fhir import --db``: map PATH, admit its events into the embedded log
+    (``journey ingest``'s path), dead-letter what could not be mapped, project."""
+    prepared = prepare_import(path, received_at, engine.log.histories)
+    engine.log.dead_letter([
+        DeadLetter.of(u.raw, InvalidEvent.single(u.resource_type, u.reason),
+                      f"fhir:{u.origin}", received_at)
+        for u in prepared.unmapped])
+    summary = engine.ingest(enumerate(prepared.lines, start=1), origin=f"fhir:{path.name}",
+                            received_at=received_at, on_batch=on_batch)
+    engine.catch_up()
+    return prepared, summary
