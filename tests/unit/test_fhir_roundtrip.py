@@ -44,7 +44,8 @@ def fhir_import(path: Path, db: Path) -> str:
 def _exports(db: Path) -> tuple[str, str]:
     patients = journey("export", "patients", "--db", f"sqlite:///{db}")
     lines = journey("export", "lines", "--db", f"sqlite:///{db}")
-    assert patients.exit_code == 0 and lines.exit_code == 0
+    assert patients.exit_code == 0
+    assert lines.exit_code == 0
     return patients.output, lines.output
 
 
@@ -102,7 +103,8 @@ def test_omop_tables_carry_every_line_as_an_episode(source_db: Path, tmp_path: P
     exposures = {row.split(",")[0] for row in
                  (out / "drug_exposure.csv").read_text().splitlines()[1:]}
     links = [row.split(",") for row in (out / "episode_event.csv").read_text().splitlines()[1:]]
-    assert links and all(link[1] in exposures and link[2] == "1147094" for link in links)
+    assert links
+    assert all(link[1] in exposures and link[2] == "1147094" for link in links)
     # ids are stable: a second export is byte-identical
     again = tmp_path / "omop2"
     journey("export", "omop", "--db", f"sqlite:///{source_db}", "--output", str(again))
