@@ -20,6 +20,7 @@ in the dead-letter store, as a data-quality finding.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -80,8 +81,27 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}"
 
 
-def validated(data: Any, origin: str, raw: bytes, out: Read) -> None:
-    """Validate one resource with its R4B model; a Bundle's entries one by one."""
+_UNCHECKED = "\x00unchecked"  # a verdict not computed yet (validate where read)
+
+
+def model_verdict(data: Json) -> str | None:
+    """Why the R4B model of ``data``'s type refuses it, or None when it accepts it."""
+    kind = str(data["resourceType"])
+    try:
+        model = _model(kind)
+    except (ValueError, KeyError):
+        return f"unsupported resource type {kind[:40]}"
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return f"invalid R4B {kind}: {_first_error(exc)}"
+    return None
+
+
+def validated(data: Any, origin: str, raw: bytes, out: Read,
+              verdict: str | None = _UNCHECKED) -> None:
+    """Validate one resource with its R4B model (unless ``verdict`` was reached in a helper
+    process); a Bundle's entries one by one."""
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
         out.unmapped.append(Unmapped("?", None, "not a FHIR resource (no resourceType)",
                                      origin, raw))
@@ -97,17 +117,9 @@ def validated(data: Any, origin: str, raw: bytes, out: Read) -> None:
             validated(resource, f"{origin}#{index}", orjson.dumps(resource), out)
         return
     rid = data.get("id") if isinstance(data.get("id"), str) else None
-    try:
-        model = _model(kind)
-    except (ValueError, KeyError):
-        out.unmapped.append(Unmapped(kind[:40], rid, f"unsupported resource type {kind[:40]}",
-                                     origin, raw))
-        return
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        out.unmapped.append(Unmapped(kind, rid, f"invalid R4B {kind}: {_first_error(exc)}",
-                                     origin, raw))
+    reason = model_verdict(data) if verdict == _UNCHECKED else verdict
+    if reason is not None:
+        out.unmapped.append(Unmapped(kind[:40], rid, reason, origin, raw))
         return
     if rid is None:
         out.unmapped.append(Unmapped(kind, None, f"{kind} without id", origin, raw))
@@ -115,19 +127,74 @@ def validated(data: Any, origin: str, raw: bytes, out: Read) -> None:
     out.resources.append(Resource(kind, rid, version_of(data), data, origin, raw))
 
 
-def _ndjson(path: Path, out: Read) -> None:
+def _verdicts(lines: list[bytes]) -> list[str | None]:
+    """A helper process's share: each NDJSON line's model verdict (Bundles left unchecked)."""
+    verdicts: list[str | None] = []
+    for line in lines:
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            verdicts.append(_UNCHECKED)
+            continue
+        if (not isinstance(data, dict) or not isinstance(data.get("resourceType"), str)
+                or data["resourceType"] == "Bundle"):
+            verdicts.append(_UNCHECKED)
+        else:
+            verdicts.append(model_verdict(data))
+    return verdicts
+
+
+def _ndjson_lines(path: Path) -> Iterator[tuple[str, bytes]]:
     with path.open("rb") as stream:
         for number, line in enumerate(stream, start=1):
             line = line.strip()
-            if not line:
-                continue
-            origin = f"{path.name}:{number}"
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                out.unmapped.append(Unmapped("?", None, "line is not JSON", origin, line))
-                continue
-            validated(data, origin, line, out)
+            if line:
+                yield f"{path.name}:{number}", line
+
+
+def _one(origin: str, line: bytes, out: Read, verdict: str | None) -> None:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        out.unmapped.append(Unmapped("?", None, "line is not JSON", origin, line))
+        return
+    validated(data, origin, line, out, verdict)
+
+
+VALIDATE_BATCH = 2000  # NDJSON lines per helper task
+PARALLEL_FROM_BYTES = 16 << 20  # below this, starting helper processes costs more than it saves
+
+
+def _read_lines(items: Iterable[tuple[str, bytes]], out: Read, workers: int) -> None:
+    """Validate NDJSON lines in order: here, or the model checks in ``workers`` processes
+    (the R4B models' validation is nearly all of an import's time)."""
+    if workers <= 0:
+        for origin, line in items:
+            _one(origin, line, out, _UNCHECKED)
+        return
+    from collections import deque
+    from concurrent.futures import Future
+    from itertools import islice
+
+    from mbcjourney.processors.bulk import process_pool
+
+    pool = process_pool(workers)
+    pending: deque[tuple[list[tuple[str, bytes]], Future[list[str | None]]]] = deque()
+
+    def drain(keep: int) -> None:
+        while len(pending) > keep:
+            batch, future = pending.popleft()
+            for (origin, line), verdict in zip(batch, future.result(), strict=True):
+                _one(origin, line, out, verdict)
+
+    try:
+        iterator = iter(items)
+        while batch := list(islice(iterator, VALIDATE_BATCH)):
+            pending.append((batch, pool.submit(_verdicts, [line for _, line in batch])))
+            drain(4 * workers)
+        drain(0)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _bundle(path: Path, out: Read) -> None:
@@ -148,27 +215,33 @@ def _manifest_files(folder: Path, manifest: Json, key: str) -> list[Path]:
     return files
 
 
-def read_path(path: Path) -> Read:
-    """Every resource under PATH, validated, and every deletion a manifest lists."""
+def read_path(path: Path, workers: int | None = None) -> Read:
+    """Every resource under PATH, validated, and every deletion a manifest lists.
+
+    ``workers`` helper processes check NDJSON lines against the models (default: one
+    per CPU for inputs over 16 MiB, none below)."""
     out = Read()
+    ndjson: list[Path] = []
+    bundles: list[Path] = []
     if path.is_dir():
         manifest_path = path / "manifest.json"
         if manifest_path.exists():
             manifest = orjson.loads(manifest_path.read_bytes())
-            for file in _manifest_files(path, manifest, "output"):
-                _ndjson(file, out)
-            for file in _manifest_files(path, manifest, "deleted"):
-                _ndjson(file, out)
+            ndjson += _manifest_files(path, manifest, "output")
+            ndjson += _manifest_files(path, manifest, "deleted")
         else:
-            for file in sorted(path.glob("*.ndjson")):
-                _ndjson(file, out)
-        for file in sorted(path.glob("*.json")):
-            if file.name != "manifest.json":
-                _bundle(file, out)
+            ndjson += sorted(path.glob("*.ndjson"))
+        bundles += [f for f in sorted(path.glob("*.json")) if f.name != "manifest.json"]
     elif path.suffix == ".ndjson":
-        _ndjson(path, out)
+        ndjson.append(path)
     else:
-        _bundle(path, out)
+        bundles.append(path)
+    if workers is None:
+        size = sum(f.stat().st_size for f in ndjson if f.exists())
+        workers = (os.cpu_count() or 1) if size >= PARALLEL_FROM_BYTES else 0
+    _read_lines((item for f in ndjson for item in _ndjson_lines(f)), out, workers)
+    for file in bundles:
+        _bundle(file, out)
     return out
 
 

@@ -359,3 +359,19 @@ def test_administrations_from_fhir_derive_lines(tmp_path: Path) -> None:
     assert [(r.line_number, r.regimen, str(r.start_date), r.line_source)
             for r in journey.lines] == [(1, "cisplatin+paclitaxel", "2019-06-03", "derived"),
                                         (2, "paclitaxel", "2020-02-03", "derived")]
+
+
+def test_helper_processes_reach_the_same_verdicts(tmp_path: Path) -> None:
+    from mbcjourney.interop.fhir_import import read_path
+
+    lines = [orjson.dumps(r) for r in [*JENNY_RESOURCES, *JOHN_RESOURCES]]
+    lines += [b"{broken", orjson.dumps({"resourceType": "Claim", "id": "x"}),
+              orjson.dumps({"resourceType": "Observation", "id": "bad",
+                            "effectiveDateTime": "yesterday"})]
+    (tmp_path / "all.ndjson").write_bytes(b"\n".join(lines))
+    here, helped = read_path(tmp_path, workers=0), read_path(tmp_path, workers=1)
+    assert [(r.key, r.origin) for r in helped.resources] == [
+        (r.key, r.origin) for r in here.resources]
+    assert [(u.origin, u.reason) for u in helped.unmapped] == [
+        (u.origin, u.reason) for u in here.unmapped]
+    assert len(here.unmapped) == 3
