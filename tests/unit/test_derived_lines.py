@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from mbcjourney.events import ClinicalEvent
@@ -127,3 +128,27 @@ def test_arrival_order_does_not_change_derived_lines() -> None:
     backward = project(p.patient_id, list(reversed(events)), DEFAULT_CLINICAL)
     assert forward.lines == backward.lines
     assert forward.lines[-1].end_reason == "death"
+
+
+def test_a_store_from_before_line_source_gains_the_column(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, inspect, text
+
+    from mbcjourney.processors.store import ProjectionStore
+
+    database = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with database.begin() as conn:  # the lines table as it was before derived lines
+        conn.execute(text(
+            "CREATE TABLE lines (patient_id VARCHAR(64), line_number INTEGER, regimen TEXT "
+            "NOT NULL, start_date DATE NOT NULL, end_date DATE, end_reason VARCHAR(24), "
+            "progression_date DATE, ttp_days INTEGER NOT NULL, ttp_event BOOLEAN NOT NULL, "
+            "pfs_days INTEGER NOT NULL, pfs_event BOOLEAN NOT NULL, ttnt_days INTEGER NOT "
+            "NULL, ttnt_event BOOLEAN NOT NULL, best_response VARCHAR(4), "
+            "PRIMARY KEY (patient_id, line_number))"))
+        conn.execute(text("INSERT INTO lines VALUES ('P-1', 1, 'paclitaxel', '2025-01-06', "
+                          "NULL, NULL, NULL, 10, 0, 10, 0, 10, 0, NULL)"))
+    store = ProjectionStore(database)
+    store.create()
+    assert "line_source" in {c["name"] for c in inspect(database).get_columns("lines")}
+    assert [r.line_source for r in store.line_rows()] == ["declared"]
+    store.create()  # and opening it again changes nothing
+    database.dispose()
