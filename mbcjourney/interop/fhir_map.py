@@ -224,6 +224,14 @@ class _Mapper:
                     if isinstance(ident, dict) and ident.get("system") == c.PATIENT_ID_SYSTEM:
                         self.patient_ids[res.id] = str(ident.get("value"))
         for res in ordered:
+            # A resource in the input states what its current version maps to, maybe
+            # nothing: what the log holds beyond that is retracted (fhir_import).
+            self.out.lineages.setdefault(res.key, set())
+            owner = (self.patient_ids.get(res.id, res.id) if res.type == "Patient" else
+                     self.patient(res, "individual" if res.type == "ResearchSubject"
+                                  else "subject"))
+            if owner is not None:
+                self.out.patients_of.setdefault(res.key, owner)
             status = res.data.get("status")
             if status == "entered-in-error":
                 self.out.withdrawn[res.key] = "entered-in-error"
@@ -280,6 +288,7 @@ class _Mapper:
         self.sites[pid].append(res)
 
     def inclusions(self) -> None:
+        used_conditions: set[str] = set()
         for pid, subjects in self.subjects.items():
             for res in subjects:
                 start = (res.data.get("period") or {}).get("start")
@@ -302,6 +311,7 @@ class _Mapper:
                         if site is not None and site not in sites:
                             sites.append(site)
                         used.append(cond)
+                        used_conditions.add(cond.key)
                 birth = str(patient.data.get("birthDate", ""))
                 centre = _ref_identifier(patient.data.get("managingOrganization"),
                                          c.CENTRE_SYSTEM)
@@ -317,10 +327,13 @@ class _Mapper:
                           {k: v for k, v in payload.items() if v is not None},
                           members=[patient, *used])
         for pid, conds in self.sites.items():
-            if pid not in self.subjects:
-                for cond in conds:
+            for cond in conds:
+                if pid not in self.subjects:
                     self.skip(cond, "SecondaryCancerCondition: no ResearchSubject (inclusion) "
                                     "for its patient")
+                elif cond.key not in used_conditions:
+                    self.skip(cond, "SecondaryCancerCondition after the inclusion: a site found "
+                                    "later is a progression's new site (CancerDiseaseStatus)")
 
     def on_observation(self, res: Resource) -> None:
         data = res.data

@@ -375,3 +375,42 @@ def test_helper_processes_reach_the_same_verdicts(tmp_path: Path) -> None:
     assert [(u.origin, u.reason) for u in helped.unmapped] == [
         (u.origin, u.reason) for u in here.unmapped]
     assert len(here.unmapped) == 3
+
+
+def test_a_version_that_states_nothing_retracts_what_the_first_stated(tmp_path: Path) -> None:
+    def status(version: str, value: str) -> Json:
+        return {"resourceType": "Observation", "id": "cds-1",
+                "meta": {"versionId": version}, "status": "final",
+                "code": _loinc("97509-4"), "subject": JOHN, "effectiveDateTime": "2019-09-01",
+                "valueCodeableConcept": _sct(value, "status")}
+
+    engine = _engine(tmp_path)
+    path = tmp_path / "b.json"
+    try:
+        path.write_bytes(_bundle([*JOHN_RESOURCES, status("1", "271299001")]))
+        import_into(engine, path, received_at=RECEIVED)
+        journey = project("cancer-patient-john-anyperson",
+                          next(engine.log.histories(["cancer-patient-john-anyperson"]))[1],
+                          DEFAULT_CLINICAL)
+        assert journey.lines[0].progression_date is not None
+        path.write_bytes(_bundle([*JOHN_RESOURCES, status("2", "268910001")]))  # improved
+        prepared, _ = import_into(engine, path, received_at=RECEIVED)
+        assert prepared.retractions == 1
+        journey = project("cancer-patient-john-anyperson",
+                          next(engine.log.histories(["cancer-patient-john-anyperson"]))[1],
+                          DEFAULT_CLINICAL)
+        assert journey.lines[0].progression_date is None
+    finally:
+        engine.close()
+
+
+def test_a_metastatic_site_after_inclusion_is_counted_not_dropped(tmp_path: Path) -> None:
+    later = {"resourceType": "Condition", "id": "liver-later",
+             "code": _sct("94381002", "Secondary malignant neoplasm of liver"),
+             "subject": JOHN, "onsetDateTime": "2020-01-01"}
+    prepared = _prepare(tmp_path, [*JOHN_RESOURCES, later])
+    [included] = _by_type(prepared)["patient.included"]
+    assert included["payload"]["metastatic_sites"] == ["brain"]
+    assert dict(prepared.unmapped_by_reason())[
+        "SecondaryCancerCondition after the inclusion: a site found later is a progression's "
+        "new site (CancerDiseaseStatus)"] == 1
