@@ -13,8 +13,8 @@ from mbcjourney.bootstrap import open_publisher
 from mbcjourney.cli.options import Context, db_option, pass_context
 from mbcjourney.cli.output import print_rejections
 from mbcjourney.errors import ConfigurationError
-from mbcjourney.interop.fhir_import import Prepared, import_into, prepare_import
-from mbcjourney.processors.publisher import publish_lines
+from mbcjourney.interop.fhir_import import Prepared, import_into, publish_import
+from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 
 
 @click.group()
@@ -54,11 +54,11 @@ def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None)
         path = path.parent
     if bootstrap is not None:
         logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
-        prepared = prepare_import(path, received_at, None)
+        with open_publisher(bootstrap, (EVENTS_TOPIC, DEAD_LETTER_TOPIC)) as producer:
+            prepared, published = publish_import(producer, path, received_at=received_at,
+                                                 topic=EVENTS_TOPIC,
+                                                 dead_letter_topic=DEAD_LETTER_TOPIC)
         _print_mapping(prepared)
-        with open_publisher(bootstrap, ("mbc.clinical-events", "mbc.dead-letter")) as producer:
-            published = publish_lines(enumerate(prepared.lines, start=1), producer,
-                                      origin=f"fhir:{path.name}", received_at=received_at)
         click.echo(f"{published.read} events: {published.published} published, "
                    f"{published.rejected_total} rejected")
         print_rejections(published)

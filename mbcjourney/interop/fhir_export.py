@@ -13,7 +13,7 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -436,7 +436,8 @@ def write_bundles(bundles: Iterable[Json], output: Path, *, ndjson: bool) -> tup
     if ndjson:
         for kind, lines in sorted(by_type.items()):
             (output / f"{kind}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-        manifest = {"transactionTime": "", "request": "journey fhir export",
+        manifest = {"transactionTime": datetime.now(UTC).isoformat(),
+                    "request": "journey fhir export",
                     "requiresAccessToken": False,
                     "output": [{"type": kind, "url": f"{kind}.ndjson"} for kind in sorted(by_type)],
                     "error": []}

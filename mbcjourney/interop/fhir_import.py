@@ -47,6 +47,7 @@ from mbcjourney.interop.fhir_map import (
 )
 from mbcjourney.processors.deadletters import DeadLetter
 from mbcjourney.processors.ingest import IngestSummary
+from mbcjourney.processors.publisher import Producer, PublishSummary, publish_lines
 
 _RETRACTION_NS = uuid.UUID("0e6f4a0c-55f5-4bb8-9f0b-7f7a3d6cbb21")
 
@@ -324,4 +325,16 @@ def import_into(engine: EmbeddedEngine, path: Path, *, received_at: datetime,
     summary = engine.ingest(enumerate(prepared.lines, start=1), origin=f"fhir:{path.name}",
                             received_at=received_at, on_batch=on_batch)
     engine.catch_up()
+    return prepared, summary
+
+
+def publish_import(producer: Producer, path: Path, *, received_at: datetime,
+                   topic: str, dead_letter_topic: str) -> tuple[Prepared, PublishSummary]:
+    """``journey fhir import --bootstrap``: map PATH and publish its events through
+    ``journey publish``'s admission.  No log to read: versions are compared within the
+    input only, and unmapped resources are counted, not stored."""
+    prepared = prepare_import(path, received_at, None)
+    summary = publish_lines(enumerate(prepared.lines, start=1), producer,
+                            origin=f"fhir:{path.name}", received_at=received_at, topic=topic,
+                            dead_letter_topic=dead_letter_topic)
     return prepared, summary

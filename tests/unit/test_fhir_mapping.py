@@ -414,3 +414,35 @@ def test_a_metastatic_site_after_inclusion_is_counted_not_dropped(tmp_path: Path
     assert dict(prepared.unmapped_by_reason())[
         "SecondaryCancerCondition after the inclusion: a site found later is a progression's "
         "new site (CancerDiseaseStatus)"] == 1
+
+
+def test_bootstrap_publishes_the_same_events_keyed_by_patient(tmp_path: Path) -> None:
+    from mbcjourney.interop.fhir_import import publish_import
+
+    class Sent:
+        def get(self, timeout: float | None = None) -> None:
+            return None
+
+    class FakeProducer:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, bytes | None, bytes | None, Any]] = []
+
+        def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                 headers: Any = None) -> Sent:
+            self.sent.append((topic, key, value, headers))
+            return Sent()
+
+        def flush(self, timeout: float | None = None) -> None:
+            pass
+
+    path = tmp_path / "b.json"
+    path.write_bytes(_bundle([*JOHN_RESOURCES, _ecog("1", 1), {"resourceType": "Claim"}]))
+    producer = FakeProducer()
+    prepared, summary = publish_import(producer, path, received_at=RECEIVED, topic="ev",
+                                       dead_letter_topic="dl")
+    assert summary.published == len(prepared.mapping.events) == 3
+    assert {(topic, key) for topic, key, _, _ in producer.sent} == {
+        ("ev", b"cancer-patient-john-anyperson")}
+    assert sorted(orjson.loads(value or b"")["event_id"] for _, _, value, _ in producer.sent) == \
+        sorted(e["event_id"] for e in prepared.mapping.events)
+    assert len(prepared.unmapped) == 2  # the Claim (invalid R4B), the primary condition
