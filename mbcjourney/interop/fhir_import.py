@@ -319,7 +319,8 @@ def import_into(engine: EmbeddedEngine, path: Path, *, received_at: datetime,
     (``journey ingest``'s path), dead-letter what could not be mapped, project."""
     prepared = prepare_import(path, received_at, engine.log.histories)
     engine.log.dead_letter([
-        DeadLetter.of(u.raw, InvalidEvent.single(u.resource_type, u.reason),
+        DeadLetter.of(u.raw, InvalidEvent.single(
+            f"{u.resource_type}/{u.resource_id}" if u.resource_id else u.resource_type, u.reason),
                       f"fhir:{u.origin}", received_at)
         for u in prepared.unmapped])
     summary = engine.ingest(enumerate(prepared.lines, start=1), origin=f"fhir:{path.name}",
