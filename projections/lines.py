@@ -37,6 +37,7 @@ class Line:
     end_reason: str | None  # the line.ended reason, "next_line", "death", or None
     next_start: date | None  # start of the following line
     source: str = DECLARED  # DECLARED or DERIVED
+    start_event_id: str = ""  # the line.started (or, derived, the first drug.administered)
 
     @property
     def regimen(self) -> str:
@@ -107,23 +108,27 @@ def _derived(facts: PatientFacts, s: ClinicalSettings) -> tuple[list[Line], list
             end_reason=reason,
             next_start=starts[index + 1] if index + 1 < len(starts) else None,
             source=DERIVED,
+            start_event_id=line.first_event_id,
         ))
     return lines, findings
 
 
 def _disagreements(pid: str, declared: list[Line], derived: list[Line]) -> list[Finding]:
-    """Where a source's declared lines and the lines derived from its administrations differ."""
+    """Where a source's declared lines and the lines derived from its administrations differ.
+
+    Each finding points at the declared line's ``line.started`` (the first one for a
+    different count); its detail is cut to the findings table's 200 characters."""
     findings = []
     if len(declared) != len(derived):
-        event = derived[0].line_ref if derived else ""
-        findings.append(Finding(pid, FindingKind.DERIVED_LINES_DISAGREE, event,
+        findings.append(Finding(pid, FindingKind.DERIVED_LINES_DISAGREE,
+                                declared[0].start_event_id,
                                 f"declared {len(declared)} lines, derived {len(derived)}"))
     for mine, theirs in zip(declared, derived, strict=False):
         if mine.regimen != theirs.regimen or mine.start != theirs.start:
-            findings.append(Finding(
-                pid, FindingKind.DERIVED_LINES_DISAGREE, mine.line_ref,
-                f"line {mine.number}: declared {mine.regimen} from {mine.start}, "
-                f"derived {theirs.regimen} from {theirs.start}"))
+            detail = (f"line {mine.number}: declared {mine.regimen} from {mine.start}, "
+                      f"derived {theirs.regimen} from {theirs.start}")
+            findings.append(Finding(pid, FindingKind.DERIVED_LINES_DISAGREE,
+                                    mine.start_event_id, detail[:200]))
     return findings
 
 
@@ -205,6 +210,7 @@ def _declared(facts: PatientFacts) -> tuple[list[Line], list[Finding]]:
                 end=end,
                 end_reason=reason,
                 next_start=starts[index + 1] if number < len(starts) else None,
+                start_event_id=str(state.started.event_id),
             )
         )
     return lines, findings

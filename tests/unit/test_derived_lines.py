@@ -107,13 +107,20 @@ def test_endocrine_maintenance_after_chemotherapy_stops_stays_in_the_line() -> N
 
 def test_declared_lines_win_and_disagreeing_administrations_are_findings() -> None:
     p = PatientBuilder()
-    events = [p.included(_on(-10)), p.line(_on(0), "L1", "paclitaxel"),
+    started = p.line(_on(0), "L1", "paclitaxel")
+    events = [p.included(_on(-10)), started,
               *_cycles(p, "paclitaxel", 0, 63, 7), *_cycles(p, "eribulin", 84, 200, 21)]
     journey = project(p.patient_id, events, DEFAULT_CLINICAL)
     assert [(r.regimen, r.line_source) for r in journey.lines] == [("paclitaxel", "declared")]
     disagreements = [f for f in journey.findings
                      if f.finding is FindingKind.DERIVED_LINES_DISAGREE]
-    assert [f.detail for f in disagreements] == ["declared 1 lines, derived 2"]
+    assert [(f.detail, f.event_id) for f in disagreements] == [
+        ("declared 1 lines, derived 2", str(started.event_id))]
+    shifted = [p.included(_on(-10)), p.line(_on(0), "L1", "paclitaxel"),
+               *_cycles(p, "docetaxel", 3, 63, 21)]
+    [finding] = [f.detail for f in project(p.patient_id, shifted, DEFAULT_CLINICAL).findings
+                 if f.finding is FindingKind.DERIVED_LINES_DISAGREE]
+    assert finding == f"line 1: declared paclitaxel from {_on(0)}, derived docetaxel from {_on(3)}"
     agreeing = [p.included(_on(-10)), p.line(_on(0), "L1", "paclitaxel"),
                 *_cycles(p, "paclitaxel", 0, 63, 7)]
     assert not [f for f in project(p.patient_id, agreeing, DEFAULT_CLINICAL).findings
