@@ -92,6 +92,20 @@ class LineModifiedPayload(Payload):
         return self
 
 
+class DrugAdministeredPayload(Payload):
+    """One administration (or dispensing) of one drug, as prescribing systems record them.
+
+    For a patient whose source sends no ``line.started``, the lines are derived from
+    these (``projections/derived_lines.py``).
+    """
+
+    drug: DrugName
+    dose: float | None = Field(None, gt=0, le=100_000)
+    dose_unit: ShortText | None = None
+    route: ShortText | None = None
+    regimen_ref: Identifier | None = None  # the source's regimen / order group, if any
+
+
 class LineEndedPayload(Payload):
     line_ref: Identifier
     reason: LineEndReason
@@ -214,6 +228,13 @@ class LineEnded(Envelope):
     payload: LineEndedPayload
 
 
+class DrugAdministered(Envelope):
+    EVENT_TYPE = "drug.administered"
+    event_type: Literal["drug.administered"]
+    schema_version: Literal[1]
+    payload: DrugAdministeredPayload
+
+
 class ImagingPerformed(Envelope):
     EVENT_TYPE = "imaging.performed"
     event_type: Literal["imaging.performed"]
@@ -298,6 +319,7 @@ ClinicalEvent = (
     | LineStarted
     | LineModified
     | LineEnded
+    | DrugAdministered
     | ImagingPerformed
     | ProgressionDocumented
     | BiopsyPerformed
@@ -318,6 +340,7 @@ EVENT_CLASSES: tuple[type[Envelope], ...] = (
     LineStarted,
     LineModified,
     LineEnded,
+    DrugAdministered,
     ImagingPerformed,
     ProgressionDocumented,
     BiopsyPerformed,

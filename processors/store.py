@@ -31,7 +31,9 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
+    inspect,
     select,
+    text,
 )
 
 from mbcjourney.processors.db import BulkInsert
@@ -131,6 +133,7 @@ class ProjectionStore:
             Column("ttnt_days", Integer, nullable=False),
             Column("ttnt_event", Boolean, nullable=False),
             Column("best_response", String(4)),
+            Column("line_source", String(8), nullable=False, server_default="declared"),
         )
         self.due = Table(
             f"{p}due_assessments", md,
@@ -165,6 +168,15 @@ class ProjectionStore:
 
     def create(self) -> None:
         create_tables(self.metadata, self.engine)
+        self._add_line_source()
+
+    def _add_line_source(self) -> None:
+        """A store from before derived lines (issue 18) gains ``line_source``, 'declared'."""
+        held = {c["name"] for c in inspect(self.engine).get_columns(self.lines.name)}
+        if "line_source" not in held:
+            with self.engine.begin() as conn:
+                conn.execute(text(f'ALTER TABLE "{self.lines.name}" ADD COLUMN line_source '
+                                  "VARCHAR(8) NOT NULL DEFAULT 'declared'"))
 
     def drop(self) -> None:
         self.metadata.drop_all(self.engine)

@@ -19,6 +19,7 @@ from mbcjourney.events.catalogue import (
     ClinicalExamRecorded,
     ConsentWithdrawn,
     DeathRecorded,
+    DrugAdministered,
     FollowupLost,
     IhcRecorded,
     ImagingPerformed,
@@ -47,6 +48,7 @@ class PatientFacts:
     ihcs: list[IhcRecorded] = field(default_factory=list)
     crisis_assessments: list[VisceralCrisisAssessed] = field(default_factory=list)
     line_events: list[LineStarted | LineModified | LineEnded] = field(default_factory=list)
+    administrations: list[DrugAdministered] = field(default_factory=list)
     imaging: list[ImagingPerformed] = field(default_factory=list)
     progressions: list[ProgressionDocumented] = field(default_factory=list)
     biopsies: list[BiopsyPerformed] = field(default_factory=list)
@@ -91,6 +93,7 @@ def collect_facts(history: PatientHistory) -> PatientFacts:
         LineStarted: facts.line_events.append,
         LineModified: facts.line_events.append,
         LineEnded: facts.line_events.append,
+        DrugAdministered: facts.administrations.append,
         ImagingPerformed: facts.imaging.append,
         ProgressionDocumented: facts.progressions.append,
         BiopsyPerformed: facts.biopsies.append,

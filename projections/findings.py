@@ -24,6 +24,8 @@ class FindingKind(StrEnum):
     LINE_ENDED_NOT_STARTED = "line_ended_not_started"
     LINE_MODIFIED_NOT_STARTED = "line_modified_not_started"
     REPEATED_LINE_REF = "repeated_line_ref"
+    # a source declares lines and also sends administrations, whose derived lines differ
+    DERIVED_LINES_DISAGREE = "derived_lines_disagree"
 
 
 @dataclass(frozen=True, order=True)

@@ -86,6 +86,7 @@ class LineRow:
     ttnt_days: int
     ttnt_event: bool
     best_response: str | None
+    line_source: str = "declared"  # "derived" when built from drug.administered
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def centre_of(facts: PatientFacts) -> str | None:
 def schedule_only(history: PatientHistory, s: ClinicalSettings) -> tuple[DueAssessment, ...]:
     """Just the assessment schedule of :func:`project_journey` (cheaper, for alert replay)."""
     facts = collect_facts(history)
-    lines, _ = derive_lines(facts)
+    lines, _ = derive_lines(facts, s)
     _, profile = inclusion_profile(facts, lines, s)
     erased = facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE
     if erased or not history.events:
@@ -181,7 +182,7 @@ def _text(flag: bool | None) -> str:
 def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
     facts = collect_facts(history)
     pid = history.patient_id
-    lines, findings = derive_lines(facts)
+    lines, findings = derive_lines(facts, s)
     first_start = lines[0].start if lines else None
 
     # Each IHC is classified once: for the inclusion profile, conversion and ISH findings.
@@ -252,6 +253,7 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
                 ttnt_days=outcome.ttnt.days,
                 ttnt_event=outcome.ttnt.event,
                 best_response=best.value if best else None,
+                line_source=line.source,
             )
         )
     erased = facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE

@@ -56,6 +56,34 @@ class ClinicalSettings(BaseModel):
     # baseline and at each progression"); study default within 42 days, no grace.
     biopsy_due_days_after_progression: int = Field(42, ge=0, le=_MAX_DAYS)
 
+    # Lines derived from drug administrations (patients whose source sends no
+    # line.started): the rule set of Meng et al., J Biomed Inform 2019 (Merck's
+    # line-of-therapy algorithm), with the parameters validated in JMIR Med Inform
+    # 2021;9(10):e29017, Table 5 -- a regimen is every drug first given within 28 days
+    # of the line's first drug; a new drug after that window starts a new line unless
+    # it is an allowed substitution or a maintenance drug; a gap over 180 days without
+    # any drug of the line starts a new line (120 days in the pre-refinement variant).
+    line_regimen_window_days: int = Field(28, ge=0, le=_MAX_DAYS)
+    line_gap_days: int = Field(180, ge=1, le=_MAX_DAYS)
+    # Allowed substitutions (same table): each group's drugs are interchangeable.
+    line_interchangeable_drugs: tuple[tuple[str, ...], ...] = (
+        ("paclitaxel", "nab-paclitaxel"),
+        ("cisplatin", "carboplatin"),
+    )
+    # Maintenance (same table, adapted to breast cancer): "continuation" drugs may go
+    # on alone after the rest of the regimen stops (no rule needed: dropping a drug
+    # never starts a line); "switch" drugs may be added after the window without a
+    # new line once the line's other drugs (continuation drugs aside) have stopped
+    # for a whole regimen window -- endocrine maintenance after induction chemotherapy,
+    # anti-HER2 therapy continued, as in HR+/HER2+ disease (PERTAIN, PATINA trials).
+    line_continuation_maintenance_drugs: tuple[str, ...] = (
+        "trastuzumab", "pertuzumab", "trastuzumab and pertuzumab subcutaneous", "bevacizumab",
+    )
+    line_switch_maintenance_drugs: tuple[str, ...] = (
+        "letrozole", "anastrozole", "exemestane", "tamoxifen", "fulvestrant", "goserelin",
+        "leuprorelin", "triptorelin",
+    )
+
     # Drug classes that make a line "chemotherapy" for the group 1 cadence.
     cytotoxic_classes: tuple[str, ...] = ("taxane", "anthracycline", "other_cytotoxic")
 

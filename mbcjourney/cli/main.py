@@ -13,7 +13,17 @@ from pathlib import Path
 import click
 
 from mbcjourney import logs
-from mbcjourney.cli import alerts, contract, embedded, keys, live, reading, replay, service
+from mbcjourney.cli import (
+    alerts,
+    contract,
+    embedded,
+    interop,
+    keys,
+    live,
+    reading,
+    replay,
+    service,
+)
 from mbcjourney.cli.options import Context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -50,8 +60,11 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         alerts.alerts,
         service.serve, service.tokens, service.audit,
         keys.erase, keys.keys,
+        interop.fhir,
     ],
-    reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
+    reading.export: [reading.export_patients, reading.export_lines, reading.export_findings,
+                     interop.export_omop],
+    interop.fhir: [interop.fhir_import, interop.fhir_export],
     contract.schemas: [contract.schemas_export],
     contract.dead_letters: [contract.dead_letters_list, contract.dead_letters_export],
     replay.projections: [replay.projections_list, replay.projections_activate,
