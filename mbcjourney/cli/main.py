@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from mbcjourney import logs
-from mbcjourney.cli import alerts, contract, embedded, live, reading, replay, service
+from mbcjourney.cli import alerts, contract, embedded, live, predict, reading, replay, service
 from mbcjourney.cli.options import Context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.projections.settings import DEFAULT_CLINICAL, ClinicalSettings
@@ -48,6 +48,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         contract.schemas, contract.dead_letters,
         replay.replay, replay.projections,
         alerts.alerts,
+        predict.features,
         service.serve, service.tokens, service.audit,
     ],
     reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
