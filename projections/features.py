@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from mbcjourney.events.catalogue import (
@@ -151,6 +151,7 @@ class FeatureRow:
     start_date: date
     labels: Mapping[str, Value]
     features: Mapping[str, Value] = field(default_factory=dict)
+    ongoing: bool = False  # the line had not ended (in the view of the whole history)
 
     def values(self, spec: FeatureSpec) -> tuple[Value, ...]:
         """The row in the order of ``spec.columns``."""
@@ -161,13 +162,16 @@ class FeatureRow:
 
 def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: FeatureSpec,
                  settings: ClinicalSettings, *, cutoff: date | None = None,
-                 lines: str = "all", as_occurred: bool = False) -> list[FeatureRow]:
+                 lines: str = "all", as_occurred: bool = False,
+                 known_at: datetime | None = None) -> list[FeatureRow]:
     """Every line of one patient (or only the first: ``lines="first"``), as rows.
 
-    Nothing for a patient outside the analytic outputs (erased, or no fact in view).
+    ``known_at`` limits the whole history too (scoring "as of" a date: which lines
+    were known then).  Nothing for a patient outside the analytic outputs (erased,
+    or no fact in view).
     """
     events = list(events)
-    history = build_history(patient_id, events, View(cutoff=cutoff))
+    history = build_history(patient_id, events, View(cutoff=cutoff, known_at=known_at))
     journey = project_journey(history, settings)
     if not journey.reportable:
         return []
@@ -177,13 +181,13 @@ def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: Feature
     rows = []
     for line, labelled in zip(chosen, journey.lines, strict=False):
         labels: dict[str, Value] = {c: getattr(labelled, c) for c in LABEL_COLUMNS}
-        view = overdue_view(line.start, View(cutoff=cutoff))
+        view = overdue_view(line.start, View(cutoff=cutoff, known_at=known_at))
         if as_occurred:
             view = View(cutoff=view.cutoff)
         seen = build_history(patient_id, events, view)
         features = _features(seen, collect_facts(seen), line, spec, settings)
         rows.append(FeatureRow(patient_id, line.number, line.line_ref, line.start, labels,
-                               features))
+                               features, line.end is None))
     return rows
 
 

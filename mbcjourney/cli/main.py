@@ -48,7 +48,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         contract.schemas, contract.dead_letters,
         replay.replay, replay.projections,
         alerts.alerts,
-        predict.features,
+        predict.features, predict.predict,
         service.serve, service.tokens, service.audit,
     ],
     reading.export: [reading.export_patients, reading.export_lines, reading.export_findings],
@@ -56,6 +56,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
     contract.dead_letters: [contract.dead_letters_list, contract.dead_letters_export],
     replay.projections: [replay.projections_list, replay.projections_activate,
                          replay.projections_drop, replay.projections_export],
+    predict.predict: [predict.predict_evaluate, predict.predict_train, predict.predict_score],
     alerts.alerts: [alerts.alerts_ack, alerts.alerts_snooze, alerts.alerts_deliver],
     service.tokens: [service.tokens_create, service.tokens_list, service.tokens_revoke],
 }

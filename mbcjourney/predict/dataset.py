@@ -12,7 +12,7 @@ import hashlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class FeatureOptions:
     lines: str = "all"  # "first" or "all"
     as_occurred: bool = False  # drop the "recorded by the end of t0's day" condition
     cutoff: date | None = None  # the data cut-off of the labels (and of everything)
+    known_at: datetime | None = None  # only what was recorded by then (journey predict score)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def build_table(engine: EmbeddedEngine, spec: FeatureSpec,
             patients += 1
             rows += feature_rows(patient_id, history, spec, engine.settings,
                                  cutoff=options.cutoff, lines=options.lines,
-                                 as_occurred=options.as_occurred)
+                                 as_occurred=options.as_occurred, known_at=options.known_at)
             if on_patients is not None:
                 on_patients(1)
     return FeatureTable(spec, rows, events, patients)
