@@ -111,8 +111,12 @@ class Design(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def fit(self, x: NDArray[Any], y: Any = None) -> Design:
         self.medians_: dict[int, float] = {}
         self.levels_: dict[int, list[str]] = {}
+        # categorical: the text built-ins, and any declared feature whose values are text
+        self.text_ = frozenset(
+            name for j, name in enumerate(self.columns)
+            if name in self.categorical or any(isinstance(v, str) for v in x[:, j]))
         for j, name in enumerate(self.columns):
-            if name in self.categorical:
+            if name in self.text_:
                 self.levels_[j] = sorted({str(v) for v in x[:, j] if v is not None})
             else:
                 values = np.array([_number(v) for v in x[:, j]])
@@ -128,7 +132,7 @@ class Design(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     def _raw(self, x: NDArray[Any]) -> NDArray[np.float64]:
         parts: list[NDArray[np.float64]] = []
         for j, name in enumerate(self.columns):
-            if name in self.categorical:
+            if name in self.text_:
                 text = np.array(["" if v is None else str(v) for v in x[:, j]], dtype=object)
                 for level in self.levels_[j]:
                     parts.append((text == level).astype(float))
@@ -146,7 +150,7 @@ class Design(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         """Names of the output columns (``group=2`` for a one-hot level)."""
         names: list[str] = []
         for j, name in enumerate(self.columns):
-            if name in self.categorical:
+            if name in self.text_:
                 names += [f"{name}={level}" for level in self.levels_[j]]
             else:
                 names.append(name)

@@ -78,7 +78,7 @@ def concordance(event: NDArray[np.bool_], time: NDArray[np.float64], risk: NDArr
         for k in range(start, end):
             insort(later, r[k])
         end = start
-    return numerator / denominator if denominator > 0 else float("nan")
+    return float(numerator / denominator) if denominator > 0 else float("nan")
 
 
 def uno_weights(reference: NDArray[Any], time: NDArray[np.float64], event: NDArray[np.bool_],
