@@ -40,7 +40,7 @@ from mbcjourney.events.envelope import Envelope
 from mbcjourney.events.vocabulary import DrugClass
 from mbcjourney.projections.concordance import first_line_concordant
 from mbcjourney.projections.facts import PatientFacts, collect_facts
-from mbcjourney.projections.history import PatientHistory, View, build_history
+from mbcjourney.projections.history import PatientHistory, View, history_of_sorted, sort_events
 from mbcjourney.projections.journey import inclusion_profile, project_journey
 from mbcjourney.projections.lines import Line, derive_lines
 from mbcjourney.projections.outcomes import line_outcome
@@ -170,8 +170,8 @@ def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: Feature
     were known then).  Nothing for a patient outside the analytic outputs (erased,
     or no fact in view).
     """
-    events = list(events)
-    history = build_history(patient_id, events, View(cutoff=cutoff, known_at=known_at))
+    keyed = sort_events(events)  # sorted once, folded under each line's view
+    history = history_of_sorted(patient_id, keyed, View(cutoff=cutoff, known_at=known_at))
     journey = project_journey(history, settings)
     if not journey.reportable:
         return []
@@ -184,7 +184,7 @@ def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: Feature
         view = overdue_view(line.start, View(cutoff=cutoff, known_at=known_at))
         if as_occurred:
             view = View(cutoff=view.cutoff)
-        seen = build_history(patient_id, events, view)
+        seen = history_of_sorted(patient_id, keyed, view)
         features = _features(seen, collect_facts(seen), line, spec, settings)
         rows.append(FeatureRow(patient_id, line.number, line.line_ref, line.start, labels,
                                features, line.end is None))
