@@ -10,8 +10,9 @@ is what a naive join of the exports gives).
 
 The rows themselves (which lines exist, their drugs at start) and the labels
 (PFS, TTP, TTNT, best response) come from the whole history up to the data
-cut-off, through :func:`~mbcjourney.projections.journey.project_journey`, as in
-``journey export lines``.  Features reuse the projections: the inclusion
+cut-off, with the lines and outcomes ``journey export lines`` is made of
+(:func:`~mbcjourney.projections.lines.derive_lines`,
+:func:`~mbcjourney.projections.outcomes.line_outcome`).  Features reuse the projections: the inclusion
 profile (:func:`~mbcjourney.projections.journey.inclusion_profile`), the lines
 (:func:`~mbcjourney.projections.lines.derive_lines`), their outcomes
 (:func:`~mbcjourney.projections.outcomes.line_outcome`) and concordance, each
@@ -41,7 +42,7 @@ from mbcjourney.events.vocabulary import DrugClass
 from mbcjourney.projections.concordance import first_line_concordant
 from mbcjourney.projections.facts import PatientFacts, collect_facts
 from mbcjourney.projections.history import PatientHistory, View, history_of_sorted, sort_events
-from mbcjourney.projections.journey import inclusion_profile, project_journey
+from mbcjourney.projections.journey import inclusion_profile, is_erased
 from mbcjourney.projections.lines import Line, derive_lines
 from mbcjourney.projections.outcomes import line_outcome
 from mbcjourney.projections.receptors import Group
@@ -172,15 +173,14 @@ def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: Feature
     """
     keyed = sort_events(events)  # sorted once, folded under each line's view
     history = history_of_sorted(patient_id, keyed, View(cutoff=cutoff, known_at=known_at))
-    journey = project_journey(history, settings)
-    if not journey.reportable:
-        return []
     facts = collect_facts(history)
+    if not history.events or is_erased(facts):  # as Journey.reportable
+        return []
     full_lines, _ = derive_lines(facts)
     chosen = full_lines[:1] if lines == "first" else full_lines
     rows = []
-    for line, labelled in zip(chosen, journey.lines, strict=False):
-        labels: dict[str, Value] = {c: getattr(labelled, c) for c in LABEL_COLUMNS}
+    for line in chosen:
+        labels = _labels(line, facts)
         view = overdue_view(line.start, View(cutoff=cutoff, known_at=known_at))
         if as_occurred:
             view = View(cutoff=view.cutoff)
@@ -189,6 +189,16 @@ def feature_rows(patient_id: str, events: Iterable[ClinicalEvent], spec: Feature
         rows.append(FeatureRow(patient_id, line.number, line.line_ref, line.start, labels,
                                features, line.end is None))
     return rows
+
+
+def _labels(line: Line, facts: PatientFacts) -> dict[str, Value]:
+    """The outcome columns of ``journey export lines`` (:func:`project_journey`'s rows)."""
+    outcome = line_outcome(line, facts)
+    best = outcome.best_response
+    return {"pfs_days": outcome.pfs.days, "pfs_event": outcome.pfs.event,
+            "ttp_days": outcome.ttp.days, "ttp_event": outcome.ttp.event,
+            "ttnt_days": outcome.ttnt.days, "ttnt_event": outcome.ttnt.event,
+            "best_response": best.value if best else None}
 
 
 def _latest_ihc_value(facts: PatientFacts, name: str) -> float | None:

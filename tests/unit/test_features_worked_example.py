@@ -138,3 +138,18 @@ def test_er_low_inclusion_recorded_after_t0(demo_log: str) -> None:
                 "visceral_crisis": False, "line_endocrine": True, "line_cdk46_inhibitor": True,
                 "concordant": True}
     assert subset(row(table(demo_log), "P-000262", 1), expected) == expected
+
+
+def test_labels_are_those_of_export_lines(demo_log: str) -> None:
+    """The labels are the engine's own outcomes: the rows of ``journey export lines``."""
+    t = table(demo_log)
+    with EmbeddedEngine(demo_log) as engine:
+        exported = {(r.patient_id, r.line_number): r for r in engine.line_rows()}
+    assert len(exported) == len(t.rows) == 4
+    for values in t.values():
+        record = dict(zip(t.columns, values, strict=True))
+        line = exported[(record["patient_id"], record["line_number"])]
+        assert record["start_date"] == line.start_date
+        for label in ("pfs_days", "pfs_event", "ttp_days", "ttp_event", "ttnt_days",
+                      "ttnt_event", "best_response"):
+            assert record[label] == getattr(line, label), label
