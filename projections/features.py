@@ -12,8 +12,8 @@ The rows themselves (which lines exist, their drugs at start) and the labels
 (PFS, TTP, TTNT, best response) come from the whole history up to the data
 cut-off, with the lines and outcomes ``journey export lines`` is made of
 (:func:`~mbcjourney.projections.lines.derive_lines`,
-:func:`~mbcjourney.projections.outcomes.line_outcome`).  Features reuse the projections: the inclusion
-profile (:func:`~mbcjourney.projections.journey.inclusion_profile`), the lines
+:func:`~mbcjourney.projections.outcomes.line_outcome`).  Features reuse the
+projections: the inclusion profile (:func:`~mbcjourney.projections.journey.inclusion_profile`), the lines
 (:func:`~mbcjourney.projections.lines.derive_lines`), their outcomes
 (:func:`~mbcjourney.projections.outcomes.line_outcome`) and concordance, each
 run on the history as known at ``t0``.
