@@ -13,10 +13,9 @@ The rows themselves (which lines exist, their drugs at start) and the labels
 cut-off, with the lines and outcomes ``journey export lines`` is made of
 (:func:`~mbcjourney.projections.lines.derive_lines`,
 :func:`~mbcjourney.projections.outcomes.line_outcome`).  Features reuse the
-projections: the inclusion profile (:func:`~mbcjourney.projections.journey.inclusion_profile`), the lines
-(:func:`~mbcjourney.projections.lines.derive_lines`), their outcomes
-(:func:`~mbcjourney.projections.outcomes.line_outcome`) and concordance, each
-run on the history as known at ``t0``.
+same projections -- the inclusion profile
+(:func:`~mbcjourney.projections.journey.inclusion_profile`), the lines, their
+outcomes and concordance -- each run on the history as known at ``t0``.
 
 Receptor features: ``group``, ``hr_status``, ``her2_status`` and ``her2_low``
 are those of the inclusion IHC as known at t0 (the study's stratum);
