@@ -147,7 +147,7 @@ def test_labels_are_those_of_export_lines(demo_log: str) -> None:
         exported = {(r.patient_id, r.line_number): r for r in engine.line_rows()}
     assert len(exported) == len(t.rows) == 4
     for values in t.values():
-        record = dict(zip(t.columns, values, strict=True))
+        record: dict[str, Any] = dict(zip(t.columns, values, strict=True))
         line = exported[(record["patient_id"], record["line_number"])]
         assert record["start_date"] == line.start_date
         for label in ("pfs_days", "pfs_event", "ttp_days", "ttp_event", "ttnt_days",
