@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.harness import ROOT, run_phase
 from bench.harness import report as print_report
+from mbcjourney import logs
 from mbcjourney.simulate import SimulationSettings, write_cohort
 
 SPEC = ROOT / "docs" / "examples" / "features.toml"
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path(".cache/bench"))
     args = parser.parse_args()
+    logs.configure("warning")  # as the CLI's default: no per-event records
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.events:
         throughput(args.workdir, args.events, args.seed)
