@@ -15,7 +15,14 @@ import click
 from mbcjourney.cli.options import Context, db_option, output_options, parse_date, pass_context
 from mbcjourney.events.errors import JourneyError
 from mbcjourney.exports import write_table
-from mbcjourney.predict.dataset import LINES, FeatureOptions, build_table, describe, write_features
+from mbcjourney.predict.dataset import (
+    LINES,
+    FeatureOptions,
+    build_table,
+    describe,
+    output_format,
+    write_features,
+)
 from mbcjourney.predict.spec import load_spec
 
 spec_option = click.option(
@@ -50,6 +57,7 @@ def features(ctx: Context, db: str | None, spec_file: Path, lines: str, as_occur
 
     Example: journey features --db sqlite:///study.db --spec features.toml -o features.parquet
     """
+    output_format(output)  # a wrong suffix fails before any work
     spec = load_spec(spec_file)
     with ctx.engine(db) as engine, ctx.progress(None, "pt", "features") as advance:
         table = build_table(engine, spec, FeatureOptions(lines, as_occurred, cutoff), advance)

@@ -139,3 +139,26 @@ def test_fast_concordance_equals_scikit_survival() -> None:
         concordance_index_censored(event, time, risk)[0], abs=1e-12)
     assert concordance(event, time, risk, uno_weights(y, time, event, 30.0)) == pytest.approx(
         concordance_index_ipcw(y, y, risk, tau=30.0)[0], abs=1e-12)
+
+
+def test_features_writes_parquet_and_csv_with_the_same_columns(
+        study: tuple[str, Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    db, spec = study
+    result = CliRunner().invoke(cli, ["-q", "features", "--db", db, "--spec", str(spec),
+                                      "--output", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    table = pq.read_table(tmp_path / "f.parquet")
+    assert table.num_rows == summary["rows"] > 0
+    assert table.column_names[:4] == ["patient_id", "line_number", "start_date", "pfs_days"]
+    assert "pik3ca_missing" in table.column_names
+    run("features", "--db", db, "--spec", str(spec), "--lines", "first",
+        "--output", str(tmp_path / "f.csv"))
+    header = (tmp_path / "f.csv").read_text().splitlines()[0].split(",")
+    assert header == table.column_names
+    bad = CliRunner().invoke(cli, ["-q", "features", "--db", db, "--spec", str(spec),
+                                   "--output", str(tmp_path / "f.xlsx")])
+    assert bad.exit_code != 0
+    assert ".parquet or .csv" in str(bad.exception)
