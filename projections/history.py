@@ -97,18 +97,43 @@ def build_history(patient_id: str, events: Iterable[ClinicalEvent], view: View =
     Each event's sort key is computed once, and sorting comes first: of events
     sharing an id, the one kept is then simply the first (the smallest key, and on
     equal keys the first sent).  The key also carries the clinical date the
-    cut-off is tested against.  Event classes are the catalogue's own (the fold
-    routes them by exact class), so ``type(...) is`` stands for ``isinstance``,
-    which is slow on pydantic models.
+    cut-off is tested against.
     """
-    known_at, cutoff = view.known_at, view.cutoff
+    known_at = view.known_at
     keyed = [(clinical_sort_key(e), e) for e in events
              if known_at is None or e.recorded_at <= known_at]
     keyed.sort(key=_FIRST)  # stable: on equal keys, the order sent
+    return history_of_sorted(patient_id, keyed, View(cutoff=view.cutoff))
+
+
+Keyed = list[tuple[SortKey, ClinicalEvent]]
+
+
+def sort_events(events: Iterable[ClinicalEvent]) -> Keyed:
+    """Every event with its sort key, sorted (stable): for folding one patient's events
+    under several views (:func:`history_of_sorted`) while sorting them once."""
+    keyed = [(clinical_sort_key(e), e) for e in events]
+    keyed.sort(key=_FIRST)
+    return keyed
+
+
+def history_of_sorted(patient_id: str, keyed: Keyed, view: View = EVERYTHING
+                      ) -> PatientHistory:
+    """:func:`build_history` of events already keyed and sorted by :func:`sort_events`.
+
+    The same result as ``build_history(patient_id, events, view)``: dropping the
+    events recorded after ``known_at`` from a stable sort leaves the others in the
+    order sorting them alone gives.  Event classes are the catalogue's own (the
+    fold routes them by exact class), so ``type(...) is`` stands for
+    ``isinstance``, which is slow on pydantic models.
+    """
+    known_at, cutoff = view.known_at, view.cutoff
     seen: set[int] = set()  # ids, as the UUID's integer: cheaper to hash
     facts: list[tuple[int, ClinicalEvent]] = []
     retractions: list[EventRetracted] = []  # in clinical order
     for key, event in keyed:
+        if known_at is not None and event.recorded_at > known_at:
+            continue
         ident = key[-1]
         if ident in seen:
             continue  # the same id twice is one fact: the first in clinical order is kept

@@ -131,6 +131,11 @@ def inclusion_profile(facts: PatientFacts, lines: list[Line], s: ClinicalSetting
     return anchor, classify(anchor.payload, s)
 
 
+def is_erased(facts: PatientFacts) -> bool:
+    """Consent withdrawn with scope ``erase``: the patient leaves every analytic output."""
+    return facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE
+
+
 def centre_of(facts: PatientFacts) -> str | None:
     """The patient's centre: the one named by the (first) inclusion."""
     return facts.inclusion.payload.centre if facts.inclusion is not None else None
@@ -141,8 +146,7 @@ def schedule_only(history: PatientHistory, s: ClinicalSettings) -> tuple[DueAsse
     facts = collect_facts(history)
     lines, _ = derive_lines(facts, s)
     _, profile = inclusion_profile(facts, lines, s)
-    erased = facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE
-    if erased or not history.events:
+    if is_erased(facts) or not history.events:
         return ()
     return tuple(due_assessments(facts, profile.group if profile else Group.UNKNOWN, lines, s))
 
@@ -256,10 +260,9 @@ def project_journey(history: PatientHistory, s: ClinicalSettings) -> Journey:
                 line_source=line.source,
             )
         )
-    erased = facts.withdrawn is not None and facts.withdrawn.payload.scope is WithdrawalScope.ERASE
     return Journey(
         patient_id=pid,
-        erased=erased,
+        erased=is_erased(facts),
         patient=patient,
         lines=tuple(line_rows),
         due=tuple(due_assessments(facts, group, lines, s)),

@@ -87,6 +87,15 @@ class ClinicalSettings(BaseModel):
     # Drug classes that make a line "chemotherapy" for the group 1 cadence.
     cytotoxic_classes: tuple[str, ...] = ("taxane", "anthracycline", "other_cytotoxic")
 
+    # Point-in-time features (journey features, docs/prediction.md).  ECOG and weight:
+    # the latest exam within this look-back before the landmark (study default; real-world
+    # cohorts take "baseline ECOG" as the latest within a window of 30-90 days before the
+    # line start, the window kept wide because visits are 2-3 months apart here).
+    feature_exam_lookback_days: int = Field(90, ge=0, le=_MAX_DAYS)
+    # Visceral disease: ESO-ESMO ABC 5 (Cardoso 2020) counts lung, liver, pleura and
+    # peritoneum as visceral; brain metastases are their own feature.
+    visceral_sites: tuple[str, ...] = ("liver", "lung", "pleura", "peritoneum")
+
     @classmethod
     def from_file(cls, path: Path) -> ClinicalSettings:
         """Load overrides from TOML (``[clinical]`` table) or JSON (``{"clinical": {...}}``)."""

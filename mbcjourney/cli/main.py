@@ -20,6 +20,7 @@ from mbcjourney.cli import (
     interop,
     keys,
     live,
+    predict,
     reading,
     replay,
     service,
@@ -58,6 +59,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
         contract.schemas, contract.dead_letters,
         replay.replay, replay.projections,
         alerts.alerts,
+        predict.features, predict.predict,
         service.serve, service.tokens, service.audit,
         keys.erase, keys.keys,
         interop.fhir,
@@ -69,6 +71,7 @@ COMMANDS: dict[click.Group, list[click.Command]] = {
     contract.dead_letters: [contract.dead_letters_list, contract.dead_letters_export],
     replay.projections: [replay.projections_list, replay.projections_activate,
                          replay.projections_drop, replay.projections_export],
+    predict.predict: [predict.predict_evaluate, predict.predict_train, predict.predict_score],
     alerts.alerts: [alerts.alerts_ack, alerts.alerts_snooze, alerts.alerts_deliver],
     service.tokens: [service.tokens_create, service.tokens_list, service.tokens_revoke],
 }

@@ -88,7 +88,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from mbcjourney.simulate.regimens import PUBLISHED_MEDIAN_PFS_MONTHS, REGIMENS, Regimen
-from mbcjourney.simulate.results import PatientTruth, SimulationSummary
+from mbcjourney.simulate.results import LineTruth, PatientTruth, SimulationSummary
 from mbcjourney.simulate.settings import SimulationSettings
 from mbcjourney.simulate.simulation import Simulation
 from mbcjourney.simulate.tables import DAYS_PER_MONTH, MALFORMED_KINDS, TAG_NAMES
@@ -98,12 +98,14 @@ __all__ = [
     "MALFORMED_KINDS",
     "PUBLISHED_MEDIAN_PFS_MONTHS",
     "REGIMENS",
+    "LineTruth",
     "PatientTruth",
     "Regimen",
     "SimulationSettings",
     "SimulationSummary",
     "iter_annotated",
     "iter_cohort",
+    "line_truth",
     "simulate_cohort",
     "truth",
     "write_cohort",
@@ -153,6 +155,18 @@ def write_cohort(settings: SimulationSettings, out: BinaryIO) -> SimulationSumma
 def simulate_cohort(out: BinaryIO, settings: SimulationSettings | None = None) -> SimulationSummary:
     """Entry point for the command line: :func:`write_cohort` with default settings."""
     return write_cohort(settings if settings is not None else SimulationSettings(), out)
+
+
+def line_truth(settings: SimulationSettings) -> list[LineTruth]:
+    """Each line's true linear predictor, for tests: needs ``known_effects=True`` (runs the
+    whole simulation, the same draws as :func:`write_cohort`)."""
+    if not settings.known_effects:
+        raise ValueError("line_truth needs SimulationSettings(known_effects=True)")
+    simulation = Simulation(settings, collect_truth=True)
+    for _ in simulation.run():
+        pass
+    assert simulation.line_truths is not None
+    return sorted(simulation.line_truths, key=lambda t: (t.patient_id, t.line_number))
 
 
 def truth(settings: SimulationSettings) -> list[PatientTruth]:

@@ -76,7 +76,12 @@ class Clinic(Sources):
             payload["her2_copy_number"] = copies
         if r() < st.ki67_share:
             low, span = ((5, 30), (15, 45), (30, 60))[p.group - 1]
-            payload["ki67_percent"] = low + int(r() * span)
+            if not st.known_effects:
+                payload["ki67_percent"] = low + int(r() * span)
+            else:  # the tumour's own Ki-67, in every report (drawn at the first)
+                if p.ki67 < 0:
+                    p.ki67 = low + int(r() * span)
+                payload["ki67_percent"] = p.ki67
         return payload
 
     def ish_numbers(self, ihc: str, amplified: bool) -> tuple[float, float]:
@@ -106,7 +111,8 @@ class Clinic(Sources):
             payload["new_lesions"] = new_lesions
         return payload
 
-    def exam(self, p: Patient, day: int, line_no: int) -> None:
+    def exam(self, p: Patient, day: int, line_no: int) -> int:
+        """Send the visit's ECOG (and usually weight); returns the ECOG sent."""
         r = self.r
         ecog = min(4, p.ecog + max(0, line_no - 1) // 2 + (1 if r() < 0.1 else 0))
         payload: Payload = {"ecog": ecog}
@@ -114,6 +120,7 @@ class Clinic(Sources):
             payload["weight_kg"] = round(p.weight * (1 - 0.015 * line_no) + self.rng.gauss(0, 1), 1)
         self.emit(p, day, "clinical_exam.recorded", "research-crf", f"CRF-{p.pid}-EXAM",
                    payload, True)
+        return ecog
 
     def lab(self, p: Patient, day: int, which: int) -> None:
         r = self.r

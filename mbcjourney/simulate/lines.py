@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from mbcjourney.simulate.regimens import REGIMENS
+from mbcjourney.simulate.results import LineTruth
 from mbcjourney.simulate.sources import Payload
 from mbcjourney.simulate.tables import (
     A_MOD_ADD,
@@ -24,6 +25,7 @@ from mbcjourney.simulate.tables import (
     END_PROGRESSION,
     END_START,
     END_TOXICITY,
+    ENDOCRINE_DRUGS,
     INF,
     LABS,
     SITES,
@@ -46,6 +48,8 @@ def start_line(j: Journey) -> None:
     key = j.next_key
     alternatives = REGIMENS[key].alternatives
     generic = alternatives[int(r() * len(alternatives))]
+    if st.known_effects:  # the previous line as it ended (maintenance endocrine included)
+        p.endocrine_before = p.endocrine_before or not ENDOCRINE_DRUGS.isdisjoint(j.drugs_now)
     j.drugs_now = list(generic)
     j.interval = sim.imaging_interval(j.group, not CYTOTOXIC.isdisjoint(generic))
     line_ref = j.line_ref = f"RX-{sim.bits(40):010X}"
@@ -62,12 +66,17 @@ def start_line(j: Journey) -> None:
     if r() < st.intent_share:
         started["intent"] = "palliative"
     sim.emit(p, start, "line.started", "oncology-prescribing", line_ref, started, True)
-    sim.exam(p, start, line_no)
+    ecog = sim.exam(p, start, line_no)
     for which in range(len(LABS)):
         if r() < st.labs_at_line_start_share:
             sim.lab(p, start, which)
     j.on_line = True
-    pfs = _draw_line_end(j, key, start)
+    lp = linear_predictor(j, ecog, start) if st.known_effects else 0.0
+    pfs = _draw_line_end(j, key, start, lp)
+    if st.known_effects:
+        p.endocrine_before = p.endocrine_before or not ENDOCRINE_DRUGS.isdisjoint(generic)
+        if sim.line_truths is not None:
+            sim.line_truths.append(LineTruth(p.pid, line_no, sim.days[start - sim.base], lp))
     jit = j.jit
     j.next_img = start + j.interval + int(r() * (2 * jit + 1)) - jit
     j.assessments = 0
@@ -82,17 +91,33 @@ def start_line(j: Journey) -> None:
         j.s2 = start
 
 
-def _draw_line_end(j: Journey, key: str, start: int) -> int:
+def linear_predictor(j: Journey, ecog: int, start: int) -> float:
+    """The line's true log relative hazard of progression (tables.PFS_HAZARD_RATIOS):
+    what the patient is at the line start, as the engine's features describe it."""
+    p, hr = j.p, j.st.pfs_hazard_ratios
+    age = int(j.sim.days[start - j.sim.base][:4]) - p.birth_year
+    ki67 = max(p.ki67, 0)
+    return (ecog * math.log(hr["ecog"])
+            + ("liver" in p.sites) * math.log(hr["liver"])
+            + ("brain" in p.sites) * math.log(hr["brain"])
+            + p.endocrine_before * math.log(hr["endocrine_resistance"])
+            + ki67 / 10 * math.log(hr["ki67_per_10"])
+            + (age - 60) / 10 * math.log(hr["age_per_10"]))
+
+
+def _draw_line_end(j: Journey, key: str, start: int, lp: float = 0.0) -> int:
     """What will end the line started today (progression, death, toxicity, horizon).
 
-    Returns the drawn progression-free time in days.
+    ``lp`` multiplies the regimen's progression hazard by ``exp(lp)``.  Returns the
+    drawn progression-free time in days.
     """
     st = j.st
     r = j.r
     sim = j.sim
     expo = sim.expo
     line_no = j.line_no
-    pfs = max(1, round(expo(math.log(2) / sim.median_days(key, line_no))))
+    rate = math.log(2) / sim.median_days(key, line_no)
+    pfs = max(1, round(expo(rate * math.exp(lp) if lp else rate)))
     rates = st.death_rate_per_year
     rate = rates[min(line_no, len(rates)) - 1] * st.death_hazard_ratio[j.group - 1]
     death = start + 1 + int(expo(rate / 365.25)) if rate > 0 else INF

@@ -9,6 +9,16 @@ from typing import Literal
 
 
 @dataclass(frozen=True)
+class LineTruth:
+    """A line's true log relative hazard of progression (known effects only; for tests)."""
+
+    patient_id: str
+    line_number: int
+    start_date: str  # ISO
+    linear_predictor: float
+
+
+@dataclass(frozen=True)
 class PatientTruth:
     """What the simulator drew for one patient: the answer the engine should find.
 

@@ -13,7 +13,7 @@ from mbcjourney.simulate.regimens import (
     PUBLISHED_MEDIAN_PFS_MONTHS,
     REGIMENS,
 )
-from mbcjourney.simulate.tables import SITE_SHARES, SITES
+from mbcjourney.simulate.tables import PFS_HAZARD_RATIOS, SITE_SHARES, SITES
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,12 @@ class SimulationSettings:
     medians_months: Mapping[str, float] = field(
         default_factory=lambda: PUBLISHED_MEDIAN_PFS_MONTHS
     )
+    #: Known effects on the PFS hazard (tables.PFS_HAZARD_RATIOS, cited there): off by
+    #: default, so the default cohort keeps the published medians the report checks.
+    #: On: Ki-67 is the patient's own (the same in every report) and each line's true
+    #: linear predictor is kept (:func:`mbcjourney.simulate.line_truth`, for tests).
+    known_effects: bool = False
+    pfs_hazard_ratios: Mapping[str, float] = field(default_factory=lambda: PFS_HAZARD_RATIOS)
     later_line_factor: float = 0.5  # first-line-trial regimens reused in a later line
     later_line_decay: float = 0.85  # per line after the second
     treatment_start_days: tuple[int, int] = (3, 28)  # inclusion -> line 1 start
@@ -221,6 +227,10 @@ class SimulationSettings:
         if unknown_sites or not all(0 <= v <= 1 for v in self.site_shares.values()):
             problems.append(f"site_shares must map metastatic sites to shares in [0, 1] "
                             f"(unknown: {unknown_sites})")
+        if set(self.pfs_hazard_ratios) != set(PFS_HAZARD_RATIOS) or any(
+                v <= 0 for v in self.pfs_hazard_ratios.values()):
+            problems.append(f"pfs_hazard_ratios must give a positive ratio for each of "
+                            f"{sorted(PFS_HAZARD_RATIOS)}")
         if any(v <= 0 for v in self.medians_months.values()):
             problems.append("medians_months must be positive")
         if problems:

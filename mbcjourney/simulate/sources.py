@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from mbcjourney.simulate.regimens import PUBLISHED_MEDIAN_PFS_MONTHS
-from mbcjourney.simulate.results import PatientTruth
+from mbcjourney.simulate.results import LineTruth, PatientTruth
 from mbcjourney.simulate.settings import SimulationSettings
 from mbcjourney.simulate.tables import (
     BAD_DATES,
@@ -83,8 +83,8 @@ HeapItem = tuple[int, int, int, bytes | JourneyDays]
 class Patient:
     """The little a journey keeps about its patient between events."""
 
-    __slots__ = ("birth_year", "bone", "bone_agent", "brca", "ecog", "er", "esr1", "group",
-                 "her2", "pid", "pik3ca", "pr", "sites", "weight")
+    __slots__ = ("birth_year", "bone", "bone_agent", "brca", "ecog", "endocrine_before", "er",
+                 "esr1", "group", "her2", "ki67", "pid", "pik3ca", "pr", "sites", "weight")
 
     def __init__(self, pid: str) -> None:
         self.pid = pid
@@ -97,6 +97,8 @@ class Patient:
         self.brca = ""  # "BRCA1", "BRCA2" or "" (germline status, drawn once)
         self.ecog = 0
         self.weight = 68.0
+        self.ki67 = -1  # known effects only: the patient's Ki-67 (%), drawn once
+        self.endocrine_before = False  # known effects only: an earlier line held one
 
 
 class Sources:
@@ -120,6 +122,8 @@ class Sources:
         self.heap: list[HeapItem] = []
         self.seq = 0
         self.truths: list[PatientTruth] | None = [] if collect_truth else None
+        self.line_truths: list[LineTruth] | None = (
+            [] if collect_truth and st.known_effects else None)
         self.specimens = 0
         self.misspelt = 0
         self.by_type: Counter[str] = Counter()

@@ -136,3 +136,24 @@ END_START, END_PROGRESSION, END_DEATH, END_TOXICITY, END_HORIZON = range(5)
 # one-off agenda items
 (A_BIOPSY, A_IHC, A_IMAGING0, A_BONE0, A_INCLUDE, A_CRISIS, A_ISH, A_MOD_STOP,
  A_MOD_MAINTENANCE, A_MOD_ADD, A_MOD_SWAP, A_PROGRESSION_BIOPSY) = range(12)
+
+#: Known effects on the progression-free hazard (``SimulationSettings.known_effects``):
+#: hazard ratios per unit, of the order published real-world and trial-subgroup estimates
+#: report (values to keep the simulation honest, not a meta-analysis):
+#: * ``ecog`` per ECOG point at the line start: 1.35 -- performance status is the
+#:   strongest clinical prognostic factor of MBC outcomes (ESME real-world cohort,
+#:   Gobbini et al., Eur J Cancer 2018; first-line CDK4/6i real-world series);
+#: * ``liver`` metastases: 1.50 and ``brain`` metastases: 1.60 -- worse PFS in the
+#:   PALOMA-2 / MONALEESA-2 subgroup analyses and in the ESME cohort;
+#: * ``endocrine_resistance`` (an endocrine drug given in an earlier line): 1.80 -- the
+#:   PFS of endocrine-pretreated patients (PALOMA-3, Cristofanilli et al., Lancet Oncol
+#:   2016) is about half that of endocrine-naive ones (PALOMA-2, Finn et al., NEJM 2016);
+#: * ``ki67_per_10`` per 10 percentage points of Ki-67: 1.10 -- high Ki-67 (>= 20 %) is
+#:   associated with shorter PFS on endocrine therapy (HR about 1.5 over the range);
+#: * ``age_per_10`` per 10 years of age over 60: 0.93 -- younger patients progress sooner.
+PFS_HAZARD_RATIOS: dict[str, float] = {
+    "ecog": 1.35, "liver": 1.50, "brain": 1.60, "endocrine_resistance": 1.80,
+    "ki67_per_10": 1.10, "age_per_10": 0.93,
+}
+ENDOCRINE_DRUGS = frozenset({"anastrozole", "letrozole", "exemestane", "fulvestrant",
+                             "elacestrant", "tamoxifen"})
