@@ -254,6 +254,14 @@ class KeyStore:
                     for name in names if name not in dead]
             if rows:
                 conn.execute(_insert_ignore(conn.dialect.name, patient_keys_table), rows)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """SQLite: new keys into the main file now, so a copy of the file alone (a backup
+        taken while the engine runs) holds every key committed so far."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def destroyed(self, names: Iterable[str]) -> set[str]:
         """Which of these names have a tombstone."""
@@ -329,6 +337,7 @@ class KeyStore:
                 id=1, kek_id=new_master.key_id,
                 wrapped=new_master.wrap(_CHECK_VALUE, _CHECK_NAME)))
         self.master = new_master
+        self._checkpoint()
         return count
 
     def count(self) -> tuple[int, int]:

@@ -48,10 +48,16 @@ class Matrix:
     def call(self, route: Route, token: str | None, centre: str = "C01") -> httpx.Response:
         """One request on ``route`` for a resource of ``centre``, with ``token``."""
         method = route.method
-        path = re.sub(r"\{(\w+)\}", lambda m: self.ids[centre][m.group(1)], route.path)
+        ids = self.ids[centre]
+        if route.path.endswith("/erasure"):  # a patient of its own: the others stay readable
+            ids = {**ids, "patient_id": ids["erasable"]}
+        path = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], route.path)
         headers = bearer(token) if token is not None else {}
         content: bytes | None = None
-        if path == "/v1/events":
+        if path.endswith("/erasure"):
+            headers["Content-Type"] = "application/json"
+            content = b'{"reason": "consent withdrawn"}'
+        elif path == "/v1/events":
             headers["Content-Type"] = "application/x-ndjson"
             content = self.line
         elif path.endswith("/snooze"):
@@ -87,8 +93,12 @@ def _resource_ids(base: str, tokens: dict[str, str], centre: str) -> dict[str, s
     assert answer.status_code == 200, answer.text
     alerts = answer.json()["alerts"]
     assert alerts, f"the cohort has no alert in {centre}"
+    listed = httpx.get(f"{base}/v1/patients", params={"centre": centre, "limit": 1000},
+                       headers=bearer(tokens[Scope.PATIENTS_READ.value]), timeout=60)
+    erasable = [p["patient_id"] for p in listed.json()["patients"]
+                if p["patient_id"] != alerts[0]["patient_id"]]
     return {"patient_id": alerts[0]["patient_id"], "alert_id": alerts[0]["alert_id"],
-            "table": "patients"}
+            "table": "patients", "erasable": erasable[-1]}
 
 
 def _rule(route: Route) -> tuple[str, bool]:

@@ -36,8 +36,11 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _copy(db: Path, tmp_path: Path) -> str:
+    """A copy of the study database with its key store (the pair is the backup unit)."""
     target = tmp_path / "copy.db"
     target.write_bytes(db.read_bytes())
+    keys = db.with_name(db.name + ".keys")
+    target.with_name(target.name + ".keys").write_bytes(keys.read_bytes())
     return f"sqlite:///{target}"
 
 
