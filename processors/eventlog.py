@@ -362,16 +362,24 @@ class SqlEventLog:
     def _grouped(self, query: Select[Any]) -> Iterator[tuple[str, list[ClinicalEvent]]]:
         current: str | None = None
         batch: list[ClinicalEvent] = []
-        opened = self.open_body
+        opened = self.cipher.open  # once per stored event: no wrapper in between
+        erased: str | None = None
         with self.engine.connect() as conn:
             for patient_id, event_type, version, body in _streamed(conn, query):
                 if patient_id != current:
                     if current is not None and batch:
                         yield current, batch
                     current, batch = patient_id, []
-                clear = opened(patient_id, body)
-                if clear is not None:  # an erased patient's rows are skipped, the patient too
-                    batch.append(decode_stored_row(event_type, version, clear))
+                if patient_id == erased:
+                    self.erased_rows += 1
+                    continue
+                try:
+                    clear = opened(patient_id, body)
+                except KeyDestroyed:  # an erased patient's rows are skipped, the patient too
+                    erased = patient_id
+                    self.erased_rows += 1
+                    continue
+                batch.append(decode_stored_row(event_type, version, clear))
         if current is not None and batch:
             yield current, batch
 

@@ -299,6 +299,20 @@ class KeyStore:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 
+    def wrapped_keys(self) -> dict[str, bytes]:
+        """Every live wrapped key by name (one query; unwrap with :meth:`unwrap`)."""
+        t = patient_keys_table
+        with self.engine.connect() as conn:
+            return {r.name: bytes(r.wrapped)
+                    for r in conn.execute(select(t.c.name, t.c.wrapped))}
+
+    def unwrap(self, name: str, wrapped: bytes) -> bytes:
+        """The data key of ``name`` from its wrapped form (cached)."""
+        key = self._keys.get(name)
+        if key is None:
+            key = self._keys[name] = self.master.unwrap(wrapped, name)
+        return key
+
     def destroyed_names(self) -> set[str]:
         """Every name with a tombstone (erased patients, expired dead-letter months)."""
         with self.engine.connect() as conn:
