@@ -11,17 +11,17 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BeforeValidator, ValidationError
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from mbcjourney.events.errors import InvalidEvent
 from mbcjourney.events.limits import EARLIEST_DATE, LATEST_DATE
@@ -49,6 +49,8 @@ from mbcjourney.service.models import (
     iso_day,
 )
 from mbcjourney.service.security import Caller, backend_of, rule
+
+M = TypeVar("M", bound=BaseModel)
 
 router = APIRouter(prefix="/v1")
 
@@ -274,18 +276,25 @@ def ack_alert(request: Request, token: Caller, alert_id: AlertId) -> dict[str, A
     return {"alert_id": alert_id, "action": "acknowledged", "by": token.name}
 
 
-async def _snooze_body(request: Request) -> SnoozeIn:
-    """The body, read once the rule has admitted the caller: FastAPI parses a declared body
-    before any dependency runs, so a caller without a token learnt of a malformed one (400)."""
-    try:
-        return SnoozeIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
-                                      for error in exc.errors(include_url=False)]) from None
+def _json_body(model: type[M]) -> tuple[Callable[[Request], Awaitable[M]], dict[str, Any]]:
+    """A dependency reading ``model`` from the body, and its OpenAPI request body.
+
+    The body is read once the rule has admitted the caller: FastAPI parses a declared
+    body before any dependency runs, so a caller without a token learnt of a malformed
+    one (400).
+    """
+    async def read(request: Request) -> M:
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                          for error in exc.errors(include_url=False)]) from None
+
+    return read, {"requestBody": {"required": True, "content": {
+        body.JSON: {"schema": model.model_json_schema()}}}}
 
 
-_SNOOZE_BODY = {"requestBody": {"required": True, "content": {
-    body.JSON: {"schema": SnoozeIn.model_json_schema()}}}}
+_snooze_body, _SNOOZE_BODY = _json_body(SnoozeIn)
 
 
 @router.post("/alerts/{alert_id}/snooze", response_model=AlertActionOut, tags=["alerts"],
@@ -344,16 +353,7 @@ def export_answer(request: Request, token: Token, table: str, fmt: str, view: Vi
 # --- administration --------------------------------------------------------------------
 
 
-async def _erasure_body(request: Request) -> ErasureIn:
-    try:
-        return ErasureIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
-                                      for error in exc.errors(include_url=False)]) from None
-
-
-_ERASURE_BODY = {"requestBody": {"required": True, "content": {
-    body.JSON: {"schema": ErasureIn.model_json_schema()}}}}
+_erasure_body, _ERASURE_BODY = _json_body(ErasureIn)
 
 
 @router.post("/patients/{patient_id}/erasure", response_model=ErasureOut, tags=["admin"],
