@@ -41,4 +41,4 @@ $BIN/python infra/typecheck.py
 echo "== lint-imports (layering contracts)"
 $BIN/python infra/lint_imports.py --no-logo
 echo "== pytest"
-$BIN/python -m pytest "$@"
+$BIN/python -m pytest --durations=30 "$@"  # the slowest tests, for whoever trims the suite

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,6 +57,7 @@ from tests.support.fakes import worker_rig
 from tests.support.live import (
     Checkpoints,
     Worker,
+    drop_worker_app,
     journey,
     kill_part_way,
     partitions_split,
@@ -288,14 +288,7 @@ def alerting(kafka_bootstrap: str, kafka_topic_factory: Callable[..., str],
         dead_letter_topic=kafka_topic_factory(1, prefix="test.alerting-dl"),
         alert_topic=kafka_topic_factory(PARTITIONS, prefix="test.alerting-alerts"),
         db_url=postgres_db_url, app_id=app_id, tmp=tmp_path)
-    admin = kafka_ctl.admin_client(kafka_bootstrap)
-    try:  # the workers' own topics: changelog, assignor
-        with contextlib.suppress(Exception):
-            owned = [t for t in admin.list_topics() if t.startswith(f"{app_id}-")]
-            if owned:
-                admin.delete_topics(owned, timeout_ms=30_000)
-    finally:
-        admin.close()
+    drop_worker_app(kafka_ctl, kafka_bootstrap, app_id)
 
 
 def open_alerts_now(path: Path, tmp: Path) -> set[str]:

@@ -12,11 +12,9 @@ other patient's exports are what they were.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +27,14 @@ from mbcjourney.processors.db import make_engine
 from mbcjourney.processors.kafkaio import end_offsets
 from mbcjourney.simulate import SimulationSettings, write_cohort
 from tests.support.canary import CANARY, MARKS, canary_lines
-from tests.support.live import Checkpoints, Worker, journey, wait_until, worker_args
+from tests.support.live import (
+    Checkpoints,
+    Worker,
+    drop_worker_app,
+    journey,
+    wait_until,
+    worker_args,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,15 +83,7 @@ def deployment(kafka_bootstrap: str, kafka_topic_factory: Callable[..., str],
            "topic": kafka_topic_factory(2, prefix="test.erase",
                                         configs={"retention.ms": "-1"}),
            "dead": kafka_topic_factory(1, prefix="test.erase-dl")}
-    admin = kafka_ctl.admin_client(kafka_bootstrap)
-    try:
-        with contextlib.suppress(Exception):
-            owned = [t for t in admin.list_topics() if t.startswith(f"{app_id}-")]
-            if owned:
-                admin.delete_topics(owned, timeout_ms=30_000)
-    finally:
-        admin.close()
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"mbc-journey-{app_id}", ignore_errors=True)
+    drop_worker_app(kafka_ctl, kafka_bootstrap, app_id)
 
 
 def test_canary_is_sealed_on_every_topic_and_gone_after_erasure(

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import shutil
 import subprocess
-import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -42,6 +40,7 @@ from tests.support.live import (
     Checkpoints,
     Rows,
     Worker,
+    drop_worker_app,
     journey,
     kill_part_way,
     partitions_split,
@@ -93,15 +92,7 @@ def live(kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_ct
                                   configs={"retention.ms": "-1"}),
         dead_letter_topic=kafka_topic_factory(1, prefix="test.live-dl"),
         db_url=postgres_db_url, app_id=app_id, tmp=tmp_path)
-    admin = kafka_ctl.admin_client(kafka_bootstrap)
-    try:  # the worker's own topics: changelog, assignor
-        with contextlib.suppress(Exception):
-            owned = [t for t in admin.list_topics() if t.startswith(f"{app_id}-")]
-            if owned:
-                admin.delete_topics(owned, timeout_ms=30_000)
-    finally:
-        admin.close()
-    shutil.rmtree(Path(tempfile.gettempdir()) / f"mbc-journey-{app_id}", ignore_errors=True)
+    drop_worker_app(kafka_ctl, kafka_bootstrap, app_id)
 
 
 def cohort(tmp: Path, patients: int, seed: int) -> Path:

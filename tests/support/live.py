@@ -8,12 +8,16 @@ worker died.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -28,6 +32,20 @@ POLL_S = 0.1
 STOP_TIMEOUT_S = 60.0
 
 Rows = tuple[list[Any], list[Any], list[Any], list[Any]]
+
+
+def drop_worker_app(kafka_ctl: ModuleType, bootstrap: str, app_id: str) -> None:
+    """Remove what a test's workers made for themselves: their app's own topics (changelog,
+    assignor; best effort) and their local state folder."""
+    admin = kafka_ctl.admin_client(bootstrap)
+    try:
+        with contextlib.suppress(Exception):
+            owned = [t for t in admin.list_topics() if t.startswith(f"{app_id}-")]
+            if owned:
+                admin.delete_topics(owned, timeout_ms=30_000)
+    finally:
+        admin.close()
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"mbc-journey-{app_id}", ignore_errors=True)
 
 
 def journey(*args: str, cwd: Path, timeout: float = 600, ok: Iterable[int] = (0,)
