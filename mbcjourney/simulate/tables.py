@@ -137,20 +137,31 @@ END_START, END_PROGRESSION, END_DEATH, END_TOXICITY, END_HORIZON = range(5)
 (A_BIOPSY, A_IHC, A_IMAGING0, A_BONE0, A_INCLUDE, A_CRISIS, A_ISH, A_MOD_STOP,
  A_MOD_MAINTENANCE, A_MOD_ADD, A_MOD_SWAP, A_PROGRESSION_BIOPSY) = range(12)
 
-#: Known effects on the progression-free hazard (``SimulationSettings.known_effects``):
-#: hazard ratios per unit, of the order published real-world and trial-subgroup estimates
-#: report (values to keep the simulation honest, not a meta-analysis):
-#: * ``ecog`` per ECOG point at the line start: 1.35 -- performance status is the
-#:   strongest clinical prognostic factor of MBC outcomes (ESME real-world cohort,
-#:   Gobbini et al., Eur J Cancer 2018; first-line CDK4/6i real-world series);
-#: * ``liver`` metastases: 1.50 and ``brain`` metastases: 1.60 -- worse PFS in the
-#:   PALOMA-2 / MONALEESA-2 subgroup analyses and in the ESME cohort;
-#: * ``endocrine_resistance`` (an endocrine drug given in an earlier line): 1.80 -- the
-#:   PFS of endocrine-pretreated patients (PALOMA-3, Cristofanilli et al., Lancet Oncol
-#:   2016) is about half that of endocrine-naive ones (PALOMA-2, Finn et al., NEJM 2016);
-#: * ``ki67_per_10`` per 10 percentage points of Ki-67: 1.10 -- high Ki-67 (>= 20 %) is
-#:   associated with shorter PFS on endocrine therapy (HR about 1.5 over the range);
-#: * ``age_per_10`` per 10 years of age over 60: 0.93 -- younger patients progress sooner.
+#: Known effects on the progression-free hazard (``SimulationSettings.known_effects``), per
+#: unit.  Chosen inside the range published estimates report, mostly small real-world
+#: CDK4/6-inhibitor series with wide intervals; values to keep the simulation honest, not a
+#: meta-analysis (checked 2026-12 against the sources' own figures; docs/prediction.md):
+#: * ``ecog`` per ECOG point at the line start: 1.35 -- conservative: PFS HR 3.68
+#:   (1.70-7.96) for ECOG >= 2 vs 0-1 (Lee et al., Cancer Res Treat 2021;53(2), 169
+#:   patients, 8 centres) and about 3.1 (1.25-7.7) for PS >= 1 vs 0 (ESMO Congress 2021,
+#:   abstract 327P, 61 patients);
+#: * ``liver`` metastases: 1.50 -- conservative: PFS HR 2.01 in a multivariable model
+#:   (Cancers 2024;16(9):1760, 86 patients) and about 2.2 (1.0-4.8) (ESMO 2021, 327P);
+#: * ``brain`` metastases: 1.60 -- an assumption: an independent adverse PFS factor on
+#:   CDK4/6 inhibitors (Liu et al., Cancer Innov 2024;3(6):e143), no hazard ratio verified;
+#: * ``endocrine_resistance`` (an endocrine drug given in an earlier line): 1.80 --
+#:   between the within-cohort ratios of median PFS, 28.2 vs 19.8 months first vs second
+#:   line on CDK4/6 inhibitors (Mayo Clinic cohort, PMC9829187) and 12.0 vs 7.4 months
+#:   endocrine-sensitive vs resistant (PALOMA-3 subgroups, Breast 2022;66:324), and the
+#:   cross-trial 24.8 vs 9.5 months (PALOMA-2, Finn et al., NEJM 2016; PALOMA-3,
+#:   Cristofanilli et al., Lancet Oncol 2016); a ratio of medians is a hazard ratio only
+#:   under a constant hazard;
+#: * ``ki67_per_10`` per 10 percentage points of Ki-67: 1.10 (1.33 over 30 points) --
+#:   median TTP 20.3 / 10.8 / 8 months for Ki-67 < 10 / 10-25 / > 25 % on first-line
+#:   endocrine therapy (Delpech et al., Breast Cancer Res Treat 2012;135:619);
+#: * ``age_per_10`` per 10 years of age over 60: 0.93 -- weak evidence: PFS HR 0.99 per
+#:   year (0.98-1.01) after CDK4/6 inhibitors (Oncologist 2023;28(8):682); age < 60
+#:   adverse for PFS on palbociclib (Wang et al., BMC Cancer 2024).
 PFS_HAZARD_RATIOS: dict[str, float] = {
     "ecog": 1.35, "liver": 1.50, "brain": 1.60, "endocrine_resistance": 1.80,
     "ki67_per_10": 1.10, "age_per_10": 0.93,
