@@ -33,7 +33,7 @@ from mbcjourney.service import pages, routes
 from mbcjourney.service.backend import Backend
 from mbcjourney.service.metrics import CONTENT_TYPE, Metrics
 from mbcjourney.service.models import Health, Problem
-from mbcjourney.service.security import RateLimits, rule
+from mbcjourney.service.security import SECURITY_SCHEMES, RateLimits, rule
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +58,7 @@ def create_app(backend: Backend) -> FastAPI:
     pages.install(app)  # the coordinators' pages (HTML; not in the OpenAPI document)
     _add_probes(app, backend, metrics)
     _add_error_answers(app)
+    _declare_security(app)
 
     @app.middleware("http")
     async def around(request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -83,6 +84,21 @@ def create_app(backend: Backend) -> FastAPI:
         return response
 
     return app
+
+
+def _declare_security(app: FastAPI) -> None:
+    """Name the bearer scheme in the document's components (the routes' ``security``
+    refers to it; see :func:`~mbcjourney.service.security.rule`)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_probes(app: FastAPI, backend: Backend, metrics: Metrics) -> None:

@@ -3,7 +3,7 @@
 Every route declares one rule (:func:`rule`): the scope it needs, or
 :data:`PUBLIC` for the probes that carry no data.  The rule is both enforced
 (a FastAPI dependency) and published in the OpenAPI document
-(``x-required-scope``), so the scope-matrix test reads the app's own route
+(``x-required-scope``, and the bearer scheme in ``security``), so the scope-matrix test reads the app's own route
 table: a route added without a rule fails it.
 
 Order of refusals: no or malformed ``Authorization`` -> 401; a token that is
@@ -30,6 +30,13 @@ from mbcjourney.service.backend import Backend
 PUBLIC = "public"
 SCOPE_KEY = "x-required-scope"
 CENTRE_KEY = "x-centre-restricted"
+#: The OpenAPI security scheme every non-public route names (``/docs`` shows an
+#: "Authorize" button; generated clients send the header).
+BEARER_SCHEME = "bearerToken"
+SECURITY_SCHEMES: dict[str, Any] = {BEARER_SCHEME: {
+    "type": "http", "scheme": "bearer",
+    "description": "A token from `journey tokens issue`; its scopes and centres decide "
+                   "what it may call and see."}}
 
 
 class RateLimits:
@@ -94,7 +101,8 @@ def rule(scope: Scope | None, *, centre_restricted: bool = False,
     (merged into ``openapi``, the route's other OpenAPI additions)."""
     extra: dict[str, Any] = {**(openapi or {}),
                              SCOPE_KEY: scope.value if scope is not None else PUBLIC,
-                             CENTRE_KEY: centre_restricted}
+                             CENTRE_KEY: centre_restricted,
+                             "security": [] if scope is None else [{BEARER_SCHEME: []}]}
     if scope is None:
         return {"openapi_extra": extra}
     return {"openapi_extra": extra, "dependencies": [Depends(require(scope))]}
