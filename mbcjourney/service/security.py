@@ -3,8 +3,8 @@
 Every route declares one rule (:func:`rule`): the scope it needs, or
 :data:`PUBLIC` for the probes that carry no data.  The rule is both enforced
 (a FastAPI dependency) and published in the OpenAPI document
-(``x-required-scope``, and the bearer scheme in ``security``), so the scope-matrix test reads the app's own route
-table: a route added without a rule fails it.
+(``x-required-scope``, and the bearer scheme in ``security``), so the scope-matrix
+test reads the app's own route table: a route added without a rule fails it.
 
 Order of refusals: no or malformed ``Authorization`` -> 401; a token that is
 unknown, expired or revoked -> 401; a valid token without the scope -> 403;
