@@ -34,7 +34,13 @@ from mbcjourney.events.catalogue import (
     LabRecorded,
     QuestionnaireRecorded,
 )
-from mbcjourney.projections.history import View, build_history
+from mbcjourney.projections.history import (
+    Keyed,
+    View,
+    build_history,
+    history_of_sorted,
+    sort_events,
+)
 from mbcjourney.projections.journey import schedule_only
 from mbcjourney.projections.schedule import Assessment, DueAssessment
 from mbcjourney.projections.settings import ClinicalSettings
@@ -99,13 +105,14 @@ def alert_timeline(patient_id: str, events: list[ClinicalEvent], until: date,
     if not relevant:
         return []
     known = sorted({e.recorded_at.astimezone(UTC) for e in relevant})
+    keyed: Keyed = sort_events(events)  # sorted once, then filtered at each moment
     last = day_start(until + timedelta(days=1))
     changes: list[AlertChange] = []
     open_alerts: dict[uuid.UUID, DueAssessment] = {}
     at, step = known[0], 0
     while at < last:
         day = utc_day(at)
-        due = due_known_at(patient_id, events, at, settings)
+        due = schedule_only(history_of_sorted(patient_id, keyed, View(known_at=at)), settings)
         now_overdue = overdue_on(due, day)
         for key, d in sorted(now_overdue.items(), key=lambda kv: kv[1]):
             if key not in open_alerts:
