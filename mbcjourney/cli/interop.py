@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,11 +10,16 @@ from pathlib import Path
 import click
 
 from mbcjourney.bootstrap import open_publisher, open_sealer
-from mbcjourney.cli.options import Context, db_option, pass_context
+from mbcjourney.cli.options import (
+    Context,
+    db_option,
+    dead_letter_topic_option,
+    pass_context,
+    topic_option,
+)
 from mbcjourney.cli.output import print_rejections
 from mbcjourney.errors import ConfigurationError
 from mbcjourney.interop.fhir_import import Prepared, import_into, publish_import
-from mbcjourney.processors.kafkaio import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 
 
 @click.group()
@@ -38,8 +42,14 @@ def _print_mapping(prepared: Prepared) -> None:
 @db_option
 @click.option("--bootstrap", default=None, metavar="HOST:PORT",
               help="Publish to Kafka (as `journey publish`) instead of the embedded --db.")
+@topic_option
+@dead_letter_topic_option
+@click.option("--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
+              help="With --bootstrap: the deployment's key store (or JOURNEY_KEYS_URL), "
+                   "usually the workers' PostgreSQL database.")
 @pass_context
-def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None) -> None:
+def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None, topic: str,
+                dead_letter_topic: str, keys_url: str | None) -> None:
     """Import FHIR resources from PATH (a Bulk Data folder or manifest, NDJSON or Bundle JSON).
 
     Each resource is validated with the fhir.resources R4B models and mapped to
@@ -48,6 +58,9 @@ def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None)
     resources are counted by reason and kept in the dead-letter store.  Exit
     status 1 when any resource was unmapped or any event rejected.
 
+    With --bootstrap every event is sealed with its patient's key (as `journey
+    publish`: --keys, and JOURNEY_MASTER_KEY_FILE).
+
     Example: journey fhir import export/ --db sqlite:///study.db
     """
     received_at = datetime.now(UTC)
@@ -55,14 +68,14 @@ def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None)
         path = path.parent
     if bootstrap is not None:
         logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
-        keys_url = os.environ.get("JOURNEY_KEYS_URL")
         if keys_url is None:
-            raise click.UsageError("--bootstrap seals every event with its patient's key: set "
-                                   "JOURNEY_KEYS_URL (the workers' PostgreSQL database)")
-        with open_publisher(bootstrap, (EVENTS_TOPIC, DEAD_LETTER_TOPIC)) as producer:
+            raise click.UsageError("--bootstrap seals every event with its patient's key: "
+                                   "pass --keys URL (the workers' PostgreSQL database) or set "
+                                   "JOURNEY_KEYS_URL")
+        with open_publisher(bootstrap, (topic, dead_letter_topic)) as producer:
             prepared, published = publish_import(producer, path, received_at=received_at,
-                                                 topic=EVENTS_TOPIC,
-                                                 dead_letter_topic=DEAD_LETTER_TOPIC,
+                                                 topic=topic,
+                                                 dead_letter_topic=dead_letter_topic,
                                                  cipher=open_sealer(keys_url=keys_url))
         _print_mapping(prepared)
         click.echo(f"{published.read} events: {published.published} published, "

@@ -44,12 +44,12 @@ from tests.support.live import (
     journey,
     kill_part_way,
     partitions_split,
+    read_topic,
     store_rows,
     summary_counts,
     wait_until,
     worker_args,
 )
-from tests.support.polling import eventually
 
 # slow: journey publish/worker processes, cohorts up to 2,000 patients
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -128,32 +128,6 @@ def wait_done(live: Live, workers: list[Worker], ends: dict[int, int]) -> None:
                    what=f"checkpoints at the end offsets {ends}", workers=workers)
     finally:
         checkpoints.close()
-
-
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
-    """Every record of ``topic`` from the beginning; waits (bounded) for ``expected`` of them."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest")
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records: list[Any] = []
-
-        def read_enough() -> bool:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-            return len(records) >= expected
-
-        if expected > 0:
-            eventually(read_enough, timeout=timeout, interval=0,
-                       what=f"{expected} records on {topic}",
-                       detail=lambda: f"{len(records)} read")
-        return records
-    finally:
-        consumer.close()
 
 
 def accepted_ihc(lines: list[bytes]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from mbcjourney.processors.deadletters import opened_original
 from mbcjourney.processors.keyring import forget_open_stores, key_store
 from mbcjourney.processors.sealing import Sealer
 from mbcjourney.processors.tokens import Scope, TokenStore
-from tests.integration.test_live_pipeline import read_topic
 from tests.support.cohorts import embedded_log, simulated_cohort
+from tests.support.live import read_topic
 from tests.support.service import TODAY, bearer, issue_token, running_service
 
 

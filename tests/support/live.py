@@ -48,11 +48,39 @@ def drop_worker_app(kafka_ctl: ModuleType, bootstrap: str, app_id: str) -> None:
     shutil.rmtree(Path(tempfile.gettempdir()) / f"mbc-journey-{app_id}", ignore_errors=True)
 
 
-def journey(*args: str, cwd: Path, timeout: float = 600, ok: Iterable[int] = (0,)
-            ) -> subprocess.CompletedProcess[str]:
-    """Run ``journey ARGS`` to completion; fail with its stderr unless the exit status is ok."""
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning; waits (bounded) for ``expected`` of them."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+
+        def read_enough() -> bool:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+            return len(records) >= expected
+
+        if expected > 0:
+            eventually(read_enough, timeout=timeout, interval=0,
+                       what=f"{expected} records on {topic}",
+                       detail=lambda: f"{len(records)} read")
+        return records
+    finally:
+        consumer.close()
+
+
+def journey(*args: str, cwd: Path, timeout: float = 600, ok: Iterable[int] = (0,),
+            unset: Iterable[str] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``journey ARGS`` to completion (without the environment variables ``unset``);
+    fail with its stderr unless the exit status is ok."""
+    env = {k: v for k, v in os.environ.items() if k not in set(unset)}
     result = subprocess.run([*JOURNEY, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=dict(os.environ), check=False)
+                            timeout=timeout, env=env, check=False)
     if result.returncode not in set(ok):
         raise AssertionError(f"journey {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stderr[-4000:]}")
