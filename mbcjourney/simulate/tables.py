@@ -140,7 +140,7 @@ END_START, END_PROGRESSION, END_DEATH, END_TOXICITY, END_HORIZON = range(5)
 #: Known effects on the progression-free hazard (``SimulationSettings.known_effects``), per
 #: unit.  Chosen inside the range published estimates report, mostly small real-world
 #: CDK4/6-inhibitor series with wide intervals; values to keep the simulation honest, not a
-#: meta-analysis (checked 2026-12 against the sources' own figures; docs/prediction.md):
+#: meta-analysis (checked in 2026-12 against the figures each source reports):
 #: * ``ecog`` per ECOG point at the line start: 1.35 -- conservative: PFS HR 3.68
 #:   (1.70-7.96) for ECOG >= 2 vs 0-1 (Lee et al., Cancer Res Treat 2021;53(2), 169
 #:   patients, 8 centres) and about 3.1 (1.25-7.7) for PS >= 1 vs 0 (ESMO Congress 2021,
