@@ -22,7 +22,7 @@ from mbcjourney.bootstrap import open_service
 from mbcjourney.processors.tokens import Scope
 from mbcjourney.service import ServiceConfig, pages, routes
 from mbcjourney.service.page_auth import PAGE_KEY
-from mbcjourney.service.security import CENTRE_KEY, PUBLIC, SCOPE_KEY
+from mbcjourney.service.security import BEARER_SCHEME, CENTRE_KEY, PUBLIC, SCOPE_KEY
 from tests.support.cohorts import embedded_log, simulated_cohort
 from tests.support.service import TODAY, bearer, fixed_clock, issue_token, serving
 
@@ -123,6 +123,12 @@ def test_every_route_has_a_rule_and_only_docs_are_outside_the_table(matrix: Matr
     assert len(matrix.routes()) == len(api_routes)
     assert {p for p, s in rules.items() if s == PUBLIC} == {"/livez", "/readyz"}
     assert set(rules.values()) == {PUBLIC, *(s.value for s in Scope)}
+    # the bearer scheme is declared, and named by exactly the routes that need a token
+    document = matrix.app.openapi()
+    assert document["components"]["securitySchemes"][BEARER_SCHEME]["scheme"] == "bearer"
+    for route in matrix.routes():
+        wanted = [] if _rule(route)[0] == PUBLIC else [{BEARER_SCHEME: []}]
+        assert route.operation.get("security") == wanted, f"{route.method} {route.path}"
 
 
 @pytest.mark.parametrize("credential", ["none", "bad", "revoked-shape"])
