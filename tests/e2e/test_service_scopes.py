@@ -127,7 +127,8 @@ def test_every_route_has_a_rule_and_only_docs_are_outside_the_table(matrix: Matr
     document = matrix.app.openapi()
     assert document["components"]["securitySchemes"][BEARER_SCHEME]["scheme"] == "bearer"
     for route in matrix.routes():
-        wanted = [] if _rule(route)[0] == PUBLIC else [{BEARER_SCHEME: []}]
+        wanted: list[dict[str, list[str]]] = [] if _rule(route)[0] == PUBLIC else [
+            {BEARER_SCHEME: []}]
         assert route.operation.get("security") == wanted, f"{route.method} {route.path}"
 
 
