@@ -97,7 +97,7 @@ def other_seeds(workdir: Path, patients: int, seeds: list[int]) -> None:
         print(f"\nseed {seed}: {r.rows:,} lines; oracle C {r.oracle_c:.4f}, cross-validated "
               f"Cox C {r.best_c:.4f}")
         for e in r.effects:
-            z = (e["estimate"] - e["true_log_hr"]) / ((e["high"] - e["low"]) / (2 * 1.96))
+            z = (e["estimate"] - e["true_log_hr"]) / e["se"]
             print(f"  {e['effect']:<22}{e['true_log_hr']:>9.4f}{e['estimate']:>9.4f}"
                   f"  z {z:+.2f}  {e['recovered']}")
             held += bool(e["recovered"])

@@ -15,6 +15,7 @@ from mbcjourney.cli.options import (
     db_option,
     dead_letter_topic_option,
     pass_context,
+    publish_keys_option,
     topic_option,
 )
 from mbcjourney.cli.output import print_rejections
@@ -44,9 +45,7 @@ def _print_mapping(prepared: Prepared) -> None:
               help="Publish to Kafka (as `journey publish`) instead of the embedded --db.")
 @topic_option
 @dead_letter_topic_option
-@click.option("--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
-              help="With --bootstrap: the deployment's key store (or JOURNEY_KEYS_URL), "
-                   "usually the workers' PostgreSQL database.")
+@publish_keys_option
 @pass_context
 def fhir_import(ctx: Context, path: Path, db: str | None, bootstrap: str | None, topic: str,
                 dead_letter_topic: str, keys_url: str | None) -> None:

@@ -16,6 +16,7 @@ from mbcjourney.cli.options import (
     bootstrap_option,
     dead_letter_topic_option,
     pass_context,
+    publish_keys_option,
     topic_option,
 )
 from mbcjourney.cli.output import count_lines, print_rejections
@@ -36,9 +37,7 @@ from mbcjourney.processors.worker import BATCH_MAX, PROJECT_EVERY, WorkerConfig
 @bootstrap_option
 @topic_option
 @dead_letter_topic_option
-@click.option("--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
-              help="Key store of the deployment (or JOURNEY_KEYS_URL), usually the workers' "
-                   "PostgreSQL database: every value is sealed with its patient's key.")
+@publish_keys_option
 @pass_context
 def publish(ctx: Context, file: Path, bootstrap: str, topic: str, dead_letter_topic: str,
             keys_url: str | None) -> None:

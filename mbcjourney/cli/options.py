@@ -62,6 +62,10 @@ topic_option = click.option(
 dead_letter_topic_option = click.option(
     "--dead-letter-topic", default="mbc.dead-letter", show_default=True, metavar="NAME",
     help="Topic for rejected input (original bytes, reason in headers).")
+publish_keys_option = click.option(
+    "--keys", "keys_url", envvar="JOURNEY_KEYS_URL", default=None, metavar="URL",
+    help="Key store of the deployment (or JOURNEY_KEYS_URL), usually the workers' "
+         "PostgreSQL database: every value is sealed with its patient's key.")
 
 
 def _in_range(day: date) -> None:

@@ -137,7 +137,7 @@ def check(workdir: Path, patients: int, seed: int, *, folds: int = 5, bootstrap:
         true = math.log(PFS_HAZARD_RATIOS[name]) * per
         low, high = row["log_hr"] - 1.96 * row["se"], row["log_hr"] + 1.96 * row["se"]
         effects.append({"effect": name, "column": row["feature"], "true_log_hr": true,
-                        "estimate": row["log_hr"], "low": low, "high": high,
+                        "estimate": row["log_hr"], "se": row["se"], "low": low, "high": high,
                         "recovered": bool(low <= true <= high)})
     options = EvaluateOptions(models, folds, seed, None, bootstrap)
     metrics, _ = evaluate(data, options)
